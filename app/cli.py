@@ -1,0 +1,139 @@
+"""The `jobs-service` command."""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from app.settings import Settings
+
+
+def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    _run(runner())
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coroutine)
+    except ImportError:
+        return asyncio.run(coroutine)
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from app.dev import run_dev
+
+    if args.port is not None:
+        settings = replace(settings, port=args.port)
+    if args.data_dir is not None:
+        settings = replace(settings, data_dir=args.data_dir)
+    _run_until_signalled(lambda stop: run_dev(settings, stop))
+
+
+def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
+    from app.db import migrate
+    from app.roles import ROLES, run_roles
+
+    roles = ROLES if args.command == "all" else (args.command,)
+
+    async def main(stop: asyncio.Event) -> None:
+        await migrate(settings.required_database_url)
+        await run_roles(settings, roles, stop, lambda: print(f"{', '.join(roles)} running", flush=True))
+
+    _run_until_signalled(main)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from app.db import migrate_sync
+
+    migrate_sync(settings.required_database_url)
+    print("database migrated")
+
+
+def cmd_env_create(settings: Settings, args: argparse.Namespace) -> None:
+    from app.container import Container
+    from app.environments import create_environment
+    from domain.environments import EnvironmentType
+
+    async def main() -> None:
+        container = Container.create(settings)
+        try:
+            environment_id, api_key = await create_environment(
+                container.store, args.slug, EnvironmentType(args.type), args.api_key
+            )
+        finally:
+            await container.close()
+        print(f"environment {args.slug} ({args.type}) id={environment_id}")
+        print(f"API key: {api_key}")
+
+    _run(main())
+
+
+def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
+    from app.container import Container
+    from app.progress import ProgressBar
+    from projections.rebuild import rebuild
+
+    async def main() -> None:
+        container = Container.create(settings)
+        try:
+            replayed = await rebuild(container.engine, container.store.read_all, ProgressBar("rebuild"))
+        finally:
+            await container.close()
+        print(f"read models rebuilt from {replayed} events")
+
+    _run(main())
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="jobs-service", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev", help="run the whole stack, with embedded PostgreSQL and broker when unset")
+    dev.add_argument("--port", type=int, help="API port (default JOBS_PORT or 8000)")
+    dev.add_argument("--data-dir", help="where embedded data lives (default JOBS_DATA_DIR or .jobs-data)")
+    dev.set_defaults(handler=cmd_dev)
+    for role in ("api", "relay", "worker", "all"):
+        commands.add_parser(role, help=f"run the {role} role(s)").set_defaults(handler=cmd_roles)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
+    env = commands.add_parser("env", help="manage environments").add_subparsers(dest="env_command", required=True)
+    create = env.add_parser("create", help="create an environment and print its API key")
+    create.add_argument("slug")
+    create.add_argument("--type", default="DEVELOPMENT", choices=["DEVELOPMENT", "PRODUCTION", "STAGING", "PREVIEW"])
+    create.add_argument("--api-key", help="use this key instead of generating one")
+    create.set_defaults(handler=cmd_env_create)
+    projections = commands.add_parser("projections", help="read models").add_subparsers(
+        dest="projections_command", required=True
+    )
+    projections.add_parser("rebuild", help="rebuild every read model from the event store").set_defaults(
+        handler=cmd_rebuild
+    )
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    try:
+        args.handler(settings, args)
+    except RuntimeError as error:
+        print(f"jobs-service: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

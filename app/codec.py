@@ -1,0 +1,63 @@
+"""Turns domain events into stored rows and back, with msgspec JSON and each class's explicit topic."""
+
+import dataclasses
+import typing
+from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import CanMutateAggregate
+from eventsourcing.utils import get_topic, resolve_topic
+
+# Importing the aggregates registers their explicit topics.
+import domain.endpoints
+import domain.environments
+import domain.event_records
+import domain.runs  # noqa: F401
+
+DomainEvent = CanMutateAggregate[Any]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class StoredEvent(NamedTuple):
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+def encode_event(event: DomainEvent) -> StoredEvent:
+    state = dict(event.__dict__)
+    originator_id = state.pop("originator_id")
+    originator_version = state.pop("originator_version")
+    return StoredEvent(originator_id, originator_version, get_topic(type(event)), _encoder.encode(state))
+
+
+def decode_event(originator_id: UUID, originator_version: int, topic: str, state: bytes) -> DomainEvent:
+    cls = resolve_topic(topic)
+    values = _decoder.decode(state)
+    for name in _datetime_fields(cls):
+        value = values.get(name)
+        if isinstance(value, str):
+            values[name] = datetime.fromisoformat(value)
+    event = object.__new__(cls)
+    event.__dict__.update(values, originator_id=originator_id, originator_version=originator_version)
+    return typing.cast(DomainEvent, event)
+
+
+def event_state(event: DomainEvent) -> dict[str, Any]:
+    """The event's own fields, JSON-ready, without the stream coordinates."""
+    state: dict[str, Any] = msgspec.to_builtins(
+        {k: v for k, v in event.__dict__.items() if k not in ("originator_id", "originator_version")}
+    )
+    return state
+
+
+@cache
+def _datetime_fields(cls: type) -> tuple[str, ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in dataclasses.fields(cls) if hints.get(f.name) in (datetime, datetime | None))

@@ -1,0 +1,94 @@
+"""Environments and their API keys: creating, rotating, and authenticating a request's key."""
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.store import EventStore, UnitOfWork
+from domain.environments import KEY_PREFIX, Environment, EnvironmentType
+
+_FIND_BY_HASH = text(
+    "SELECT e.id, e.slug, e.type, s.api_key FROM environments e "
+    "JOIN environment_secrets s ON s.environment_id = e.id WHERE e.api_key_hash = :hash"
+)
+_FIND_BY_SLUG = text("SELECT id FROM environments WHERE slug = :slug")
+_SAVE_SECRET = text(
+    "INSERT INTO environment_secrets (environment_id, api_key) VALUES (:id, :key) "
+    "ON CONFLICT (environment_id) DO UPDATE SET api_key = EXCLUDED.api_key"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentInfo:
+    id: UUID
+    slug: str
+    type: EnvironmentType
+    api_key: str
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key(type: EnvironmentType) -> str:
+    return KEY_PREFIX[type] + secrets.token_hex(12)
+
+
+async def create_environment(
+    store: EventStore, slug: str, type: EnvironmentType, api_key: str | None = None
+) -> tuple[UUID, str]:
+    api_key = api_key or new_api_key(type)
+    environment = Environment(id=uuid4(), slug=slug, type=type.value, api_key_hash=hash_key(api_key))
+    async with store.transaction() as uow:
+        await _save_key(uow, environment, api_key)
+    return environment.id, api_key
+
+
+async def ensure_environment(store: EventStore, slug: str, type: EnvironmentType, api_key: str) -> UUID:
+    """The environment `slug` with exactly this key: created, or its key rotated to this one."""
+    async with store.engine.connect() as conn:
+        existing = (await conn.execute(_FIND_BY_SLUG, {"slug": slug})).scalar()
+    if existing is None:
+        environment_id, _ = await create_environment(store, slug, type, api_key)
+        return environment_id
+    environment = await store.get(existing, Environment)
+    assert environment is not None
+    if environment.api_key_hash != hash_key(api_key):
+        environment.rotate_key(api_key_hash=hash_key(api_key))
+        async with store.transaction() as uow:
+            await _save_key(uow, environment, api_key)
+    return environment.id
+
+
+async def _save_key(uow: UnitOfWork, environment: Environment, api_key: str) -> None:
+    await uow.save(environment)
+    await uow.conn.execute(_SAVE_SECRET, {"id": environment.id, "key": api_key})
+
+
+class Authenticator:
+    """Finds the environment of an API key; answers are cached briefly so a hot path skips the database."""
+
+    def __init__(self, engine: AsyncEngine, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+        self.engine = engine
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[float, EnvironmentInfo | None]] = {}
+
+    async def authenticate(self, api_key: str) -> EnvironmentInfo | None:
+        digest = hash_key(api_key)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(_FIND_BY_HASH, {"hash": digest})).first()
+        info = None if row is None else EnvironmentInfo(row.id, row.slug, EnvironmentType(row.type), row.api_key)
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        self._cache[digest] = (now + self.ttl_seconds, info)
+        return info

@@ -1,0 +1,91 @@
+"""The service's roles (api, relay, worker), run together or alone until asked to stop."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any
+
+import uvicorn
+
+from app import kafka
+from app.api import create_app
+from app.container import Container
+from app.settings import Settings
+from app.worker import RunExecutor, Worker
+from relay.outbox_relay import OutboxRelay
+
+log = logging.getLogger(__name__)
+
+ROLES = ("api", "relay", "worker")
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn without its own signal handling: the caller decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def run_roles(
+    settings: Settings,
+    roles: Sequence[str],
+    stop: asyncio.Event,
+    on_ready: Callable[[], Awaitable[None] | None] | None = None,
+) -> None:
+    container = Container.create(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(container.close)
+        if {"relay", "worker"} & set(roles):
+            await kafka.ensure_topics(settings)
+        tasks: list[asyncio.Task[None]] = []
+        server: _Server | None = None
+        if "api" in roles:
+            server = _Server(
+                uvicorn.Config(
+                    create_app(container),
+                    host=settings.host,
+                    port=settings.port,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                )
+            )
+            tasks.append(asyncio.create_task(server.serve(), name="api"))
+        if "relay" in roles:
+            producer = kafka.producer(settings)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            relay = OutboxRelay(container.engine, producer, settings.relay_batch_size, settings.relay_poll_seconds)
+            tasks.append(asyncio.create_task(relay.run(), name="relay"))
+        if "worker" in roles:
+            consumer = kafka.consumer(settings, settings.execution_topic)
+            await consumer.start()
+            stack.push_async_callback(consumer.stop)
+            executor = RunExecutor(container.store, container.endpoint_client, settings.lease_seconds)
+            worker = Worker(consumer, executor, settings.worker_concurrency)
+            tasks.append(asyncio.create_task(worker.run(), name="worker"))
+        if server is not None:
+            while not server.started:
+                if tasks[0].done():
+                    await tasks[0]
+                    raise RuntimeError("the API server stopped while starting")
+                await asyncio.sleep(0.02)
+        if on_ready is not None:
+            result = on_ready()
+            if result is not None:
+                await result
+        stopping: asyncio.Task[Any] = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        crashed = [t for t in done if t is not stopping]
+        if server is not None:
+            server.should_exit = True
+        for task in tasks:
+            if task.get_name() != "api":
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stopping.cancel()
+        for task in crashed:
+            if not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"role {task.get_name()} stopped") from task.exception()

@@ -1,0 +1,152 @@
+"""The async event store on PostgreSQL: append with optimistic concurrency, load, read all in order.
+
+Appends, outbox rows and inline read-model changes share one transaction (a UnitOfWork).
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import Aggregate
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.codec import DomainEvent, decode_event, encode_event
+from projections.apply import apply_live
+from projections.registry import changes_for
+
+A = TypeVar("A", bound=Aggregate)
+
+_INSERT_EVENT = text(
+    "INSERT INTO events (originator_id, originator_version, topic, state) VALUES (:id, :version, :topic, :state)"
+)
+_INSERT_OUTBOX = text(
+    "INSERT INTO outbox (topic, key, value, headers, available_at) "
+    "VALUES (:topic, :key, :value, CAST(:headers AS jsonb), COALESCE(:available_at, now()))"
+)
+_LOAD = text(
+    "SELECT originator_version, topic, state FROM events WHERE originator_id = :id ORDER BY originator_version"
+)
+# Only below the oldest running transaction: a reader must not pass an event that commits later
+# with a lower position (the commit-order gap).
+_READ_ALL = text(
+    "SELECT position, originator_id, originator_version, topic, state FROM events "
+    "WHERE position > :after AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY position LIMIT :limit"
+)
+
+_READ_COMMITTED = text(
+    "SELECT position, originator_id, originator_version, topic, state FROM events "
+    "WHERE position > :after ORDER BY position LIMIT :limit"
+)
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the same aggregate first."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    available_at: Any = None
+
+
+class UnitOfWork:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def save(self, *aggregates: Aggregate) -> list[DomainEvent]:
+        events: list[DomainEvent] = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        await self.append(events)
+        return events
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        if not events:
+            return
+        rows = []
+        for event in events:
+            stored = encode_event(event)
+            rows.append(
+                {
+                    "id": stored.originator_id,
+                    "version": stored.originator_version,
+                    "topic": stored.topic,
+                    "state": stored.state,
+                }
+            )
+        try:
+            await self.conn.execute(_INSERT_EVENT, rows)
+        except IntegrityError as error:
+            if "events_pkey" in str(error.orig):
+                raise ConcurrencyConflict(str(error.orig)) from None
+            raise
+        await apply_live(self.conn, changes_for(events))
+
+    async def enqueue(self, *messages: OutboxMessage) -> None:
+        await self.conn.execute(
+            _INSERT_OUTBOX,
+            [
+                {
+                    "topic": m.topic,
+                    "key": m.key,
+                    "value": m.value,
+                    "headers": msgspec.json.encode(m.headers).decode(),
+                    "available_at": m.available_at,
+                }
+                for m in messages
+            ],
+        )
+
+
+class EventStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        async with self.engine.begin() as conn:
+            yield UnitOfWork(conn)
+
+    async def save(self, *aggregates: Aggregate) -> list[DomainEvent]:
+        async with self.transaction() as uow:
+            return await uow.save(*aggregates)
+
+    async def load_events(self, aggregate_id: UUID, conn: AsyncConnection | None = None) -> list[DomainEvent]:
+        if conn is None:
+            async with self.engine.connect() as own:
+                result = await own.execute(_LOAD, {"id": aggregate_id})
+        else:
+            result = await conn.execute(_LOAD, {"id": aggregate_id})
+        return [decode_event(aggregate_id, version, topic, state) for version, topic, state in result]
+
+    async def get(self, aggregate_id: UUID, cls: type[A], conn: AsyncConnection | None = None) -> A | None:
+        events = await self.load_events(aggregate_id, conn)
+        aggregate: Any = None
+        for event in events:
+            aggregate = event.mutate(aggregate)
+        if aggregate is not None and not isinstance(aggregate, cls):
+            raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {cls.__name__}")
+        return aggregate
+
+    async def read_all(
+        self, after: int = 0, limit: int = 1000, conn: AsyncConnection | None = None
+    ) -> list[tuple[int, DomainEvent]]:
+        """Events after `after` in global order. On a given connection (one that holds the events table
+        locked against writers, as a rebuild does) every committed event is read; otherwise only those
+        below the oldest running transaction."""
+        if conn is None:
+            async with self.engine.connect() as own:
+                result = await own.execute(_READ_ALL, {"after": after, "limit": limit})
+        else:
+            result = await conn.execute(_READ_COMMITTED, {"after": after, "limit": limit})
+        return [
+            (position, decode_event(originator_id, version, topic, state))
+            for position, originator_id, version, topic, state in result
+        ]

@@ -1,0 +1,48 @@
+"""Environments: where jobs, runs and events live, each reached with its own API key."""
+
+from enum import StrEnum
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+
+class EnvironmentType(StrEnum):
+    DEVELOPMENT = "DEVELOPMENT"
+    PRODUCTION = "PRODUCTION"
+    STAGING = "STAGING"
+    PREVIEW = "PREVIEW"
+
+
+KEY_PREFIX: dict[EnvironmentType, str] = {
+    EnvironmentType.DEVELOPMENT: "tr_dev_",
+    EnvironmentType.PRODUCTION: "tr_prod_",
+    EnvironmentType.STAGING: "tr_stg_",
+    EnvironmentType.PREVIEW: "tr_prev_",
+}
+
+
+class Environment(Aggregate):
+    TOPIC = "jobs.Environment"
+
+    class Created(Aggregate.Created):
+        TOPIC = "jobs.Environment.Created"
+
+    class EnvironmentCreated(Aggregate.Created):
+        TOPIC = "jobs.Environment.EnvironmentCreated"
+        slug: str
+        type: str
+        api_key_hash: str
+
+    class ApiKeyRotated(Aggregate.Event):
+        TOPIC = "jobs.Environment.ApiKeyRotated"
+        api_key_hash: str
+
+    @event(EnvironmentCreated)
+    def __init__(self, id: UUID, slug: str, type: str, api_key_hash: str) -> None:
+        self.slug = slug
+        self.type = EnvironmentType(type)
+        self.api_key_hash = api_key_hash
+
+    @event(ApiKeyRotated)
+    def rotate_key(self, api_key_hash: str) -> None:
+        self.api_key_hash = api_key_hash

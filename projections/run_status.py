@@ -1,0 +1,53 @@
+"""The run-status read model: one row per run, what GET /api/v2/runs/{runId} answers from."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from domain.runs import JobRun
+from domain.status import RunStatus
+from projections import tables
+from projections.changes import Change, Kind, as_uuid
+
+
+def changes(event: Any) -> Iterator[Change]:
+    at = event.timestamp
+    key = {"id": event.originator_id}
+    match event:
+        case JobRun.RunCreated():
+            yield Change(
+                tables.run_status,
+                key,
+                {
+                    "environment_id": as_uuid(event.environment_id),
+                    "job_slug": event.job_slug,
+                    "job_version": event.job_version,
+                    "event_record_id": as_uuid(event.event_record_id),
+                    "status": RunStatus.QUEUED.value,
+                    "attempt": 0,
+                    "is_test": event.is_test,
+                    "priority": event.priority,
+                    "tags": event.tags or [],
+                    "created_at": at,
+                    "updated_at": at,
+                },
+                Kind.UPSERT,
+            )
+        case JobRun.RunStarted():
+            yield Change(
+                tables.run_status,
+                key,
+                {"status": RunStatus.EXECUTING.value, "attempt": event.attempt, "updated_at": at},
+                fill={"started_at": event.started_at},
+            )
+        case JobRun.RunCompleted():
+            yield Change(
+                tables.run_status,
+                key,
+                {
+                    "status": event.status,
+                    "output": event.output,
+                    "error": event.error,
+                    "updated_at": at,
+                    "completed_at": at,
+                },
+            )

@@ -1,0 +1,82 @@
+"""The read-model tables, as SQLAlchemy Core tables (the schema itself lives in the migrations)."""
+
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, Table, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+
+def _ts(name: str, nullable: bool = False) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("slug", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("api_key_hash", Text, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("environment_id", Uuid, nullable=False),
+    Column("slug", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+    _ts("indexed_at", nullable=True),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("environment_id", Uuid, primary_key=True),
+    Column("slug", Text, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("endpoint_id", Uuid, nullable=False),
+    Column("latest_version", Text, nullable=False),
+    Column("event_name", Text, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+job_versions = Table(
+    "job_versions",
+    metadata,
+    Column("environment_id", Uuid, primary_key=True),
+    Column("job_slug", Text, primary_key=True),
+    Column("version", Text, primary_key=True),
+    Column("endpoint_id", Uuid, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+run_status = Table(
+    "run_status",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("environment_id", Uuid, nullable=False),
+    Column("job_slug", Text, nullable=False),
+    Column("job_version", Text, nullable=False),
+    Column("event_record_id", Uuid, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("is_test", Boolean, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("tags", JSONB, nullable=False),
+    _ts("created_at"),
+    _ts("started_at", nullable=True),
+    _ts("updated_at"),
+    _ts("completed_at", nullable=True),
+    Column("output", JSONB(none_as_null=True), nullable=True),
+    Column("error", JSONB(none_as_null=True), nullable=True),
+)
+
+READ_MODELS: tuple[Table, ...] = (environments, endpoints, jobs, job_versions, run_status)

@@ -1,0 +1,109 @@
+"""The outbox relay: publishes due outbox rows to Kafka and deletes each row once the broker acked it."""
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+_CLAIM = text(
+    "SELECT id, topic, key, value, headers FROM outbox WHERE available_at <= now() "
+    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+)
+_DELETE = text("DELETE FROM outbox WHERE id = ANY(:ids)")
+_NEXT_DUE = text("SELECT EXTRACT(EPOCH FROM (min(available_at) - now())) FROM outbox")
+
+
+class OutboxRelay:
+    def __init__(
+        self, engine: AsyncEngine, producer: AIOKafkaProducer, batch_size: int = 500, poll_seconds: float = 1.0
+    ) -> None:
+        self.engine = engine
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.published = 0
+        self._wake = asyncio.Event()
+
+    async def publish_batch(self) -> int:
+        """Claim, publish and delete one batch of due rows; returns how many were published."""
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(_CLAIM, {"limit": self.batch_size})).all()
+            if not rows:
+                return 0
+            sent = [
+                await self.producer.send(topic, value, key.encode(), _headers(id_, headers))
+                for id_, topic, key, value, headers in rows
+            ]
+            await asyncio.gather(*sent)
+            await conn.execute(_DELETE, {"ids": [row[0] for row in rows]})
+        self.published += len(rows)
+        return len(rows)
+
+    async def run(self) -> None:
+        async with self._listening():
+            while True:
+                self._wake.clear()
+                try:
+                    if await self.publish_batch() == self.batch_size:
+                        continue
+                except Exception:
+                    log.exception("outbox relay: publishing failed; retrying in %.1fs", self.poll_seconds)
+                    await asyncio.sleep(self.poll_seconds)
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
+                except TimeoutError:
+                    pass
+
+    async def _idle_seconds(self) -> float:
+        try:
+            async with self.engine.connect() as conn:
+                due_in = (await conn.execute(_NEXT_DUE)).scalar()
+        except Exception:
+            return self.poll_seconds
+        if due_in is None:
+            return self.poll_seconds
+        return max(0.0, min(float(due_in), self.poll_seconds))
+
+    def _listening(self) -> "_Listener":
+        return _Listener(self.engine, self._wake)
+
+
+class _Listener:
+    """Holds one connection that LISTENs on the outbox channel and wakes the relay on each NOTIFY."""
+
+    def __init__(self, engine: AsyncEngine, wake: asyncio.Event) -> None:
+        self.engine = engine
+        self.wake = wake
+        self._conn: Any = None
+
+    async def __aenter__(self) -> None:
+        try:
+            self._conn = await self.engine.connect()
+            raw = await self._conn.get_raw_connection()
+            await raw.driver_connection.add_listener("outbox", self._notified)
+        except Exception:
+            log.warning("LISTEN outbox failed; the relay polls instead", exc_info=True)
+            await self._close()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.shield(conn.close())
+
+    def _notified(self, *args: object) -> None:
+        self.wake.set()
+
+
+def _headers(outbox_id: int, headers: dict[str, str]) -> list[tuple[str, bytes]]:
+    pairs = [("id", str(outbox_id).encode())]
+    pairs.extend((name, value.encode()) for name, value in headers.items())
+    return pairs
