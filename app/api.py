@@ -11,9 +11,10 @@ from uuid import UUID
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, JSONBody
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -98,7 +99,7 @@ async def _broker_ok(container: Container) -> bool:
 
 @post("/api/v1/endpoints", status_code=200)
 async def register_endpoint(
-    request: Request[Any, Any, State], data: RegisterEndpointBody, env: EnvironmentInfo
+    request: Request[Any, Any, State], data: JSONBody[RegisterEndpointBody], env: NamedDependency[EnvironmentInfo]
 ) -> dict[str, Any]:
     if not _SLUG.match(data.id):
         raise ClientError("`id` must be 1-100 letters, digits, '.', '_' or '-'")
@@ -147,14 +148,16 @@ def _job_view(row: Any) -> dict[str, Any]:
 
 
 @get("/api/v1/jobs")
-async def list_jobs(request: Request[Any, Any, State], env: EnvironmentInfo) -> dict[str, Any]:
+async def list_jobs(request: Request[Any, Any, State], env: NamedDependency[EnvironmentInfo]) -> dict[str, Any]:
     async with _container(request).engine.connect() as conn:
         rows = (await conn.execute(_JOBS, {"env": env.id})).all()
     return {"jobs": [_job_view(row) for row in rows]}
 
 
 @get("/api/v1/jobs/{job_slug:str}")
-async def get_job(request: Request[Any, Any, State], job_slug: str, env: EnvironmentInfo) -> dict[str, Any]:
+async def get_job(
+    request: Request[Any, Any, State], job_slug: FromPath[str], env: NamedDependency[EnvironmentInfo]
+) -> dict[str, Any]:
     async with _container(request).engine.connect() as conn:
         row = (await conn.execute(_JOB, {"env": env.id, "slug": job_slug})).first()
         if row is None:
@@ -164,7 +167,9 @@ async def get_job(request: Request[Any, Any, State], job_slug: str, env: Environ
 
 
 @get("/api/v1/jobs/{job_slug:str}/versions")
-async def job_versions(request: Request[Any, Any, State], job_slug: str, env: EnvironmentInfo) -> dict[str, Any]:
+async def job_versions(
+    request: Request[Any, Any, State], job_slug: FromPath[str], env: NamedDependency[EnvironmentInfo]
+) -> dict[str, Any]:
     async with _container(request).engine.connect() as conn:
         versions = (await conn.execute(_VERSIONS, {"env": env.id, "slug": job_slug})).all()
     if not versions:
@@ -188,9 +193,9 @@ def _version_view(row: Any) -> dict[str, Any]:
 @post("/api/v1/jobs/{job_slug:str}/test", status_code=202)
 async def test_job(
     request: Request[Any, Any, State],
-    job_slug: str,
-    env: EnvironmentInfo,
-    data: TestJobBody | None = None,
+    job_slug: FromPath[str],
+    env: NamedDependency[EnvironmentInfo],
+    data: JSONBody[TestJobBody | None] = None,
 ) -> TestJobResponse:
     body = data or TestJobBody()
     container = _container(request)
@@ -201,7 +206,9 @@ async def test_job(
 
 
 @get("/api/v2/runs/{run_id:str}")
-async def get_run(request: Request[Any, Any, State], run_id: str, env: EnvironmentInfo) -> dict[str, Any]:
+async def get_run(
+    request: Request[Any, Any, State], run_id: FromPath[str], env: NamedDependency[EnvironmentInfo]
+) -> dict[str, Any]:
     try:
         key = UUID(run_id)
     except ValueError:

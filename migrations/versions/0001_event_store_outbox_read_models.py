@@ -11,7 +11,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-UPGRADE = """
+UPGRADE = (
+    """
 CREATE TABLE events (
     position bigint GENERATED ALWAYS AS IDENTITY,
     originator_id uuid NOT NULL,
@@ -21,9 +22,12 @@ CREATE TABLE events (
     tx_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
     recorded_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT events_pkey PRIMARY KEY (originator_id, originator_version)
-);
-CREATE UNIQUE INDEX events_position_idx ON events (position);
-
+)
+    """,
+    """
+CREATE UNIQUE INDEX events_position_idx ON events (position)
+    """,
+    """
 CREATE TABLE outbox (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     topic text NOT NULL,
@@ -32,22 +36,29 @@ CREATE TABLE outbox (
     headers jsonb NOT NULL DEFAULT '{}',
     available_at timestamptz NOT NULL DEFAULT now(),
     created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX outbox_due_idx ON outbox (available_at, id);
-
+)
+    """,
+    """
+CREATE INDEX outbox_due_idx ON outbox (available_at, id)
+    """,
+    """
 CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('outbox', '');
     RETURN NULL;
-END $$;
+END $$
+    """,
+    """
 CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
-
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()
+    """,
+    """
 CREATE TABLE environment_secrets (
     environment_id uuid PRIMARY KEY,
     api_key text NOT NULL
-);
-
+)
+    """,
+    """
 CREATE TABLE environments (
     id uuid PRIMARY KEY,
     slug text NOT NULL UNIQUE,
@@ -55,8 +66,9 @@ CREATE TABLE environments (
     api_key_hash text NOT NULL UNIQUE,
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL
-);
-
+)
+    """,
+    """
 CREATE TABLE endpoints (
     id uuid PRIMARY KEY,
     environment_id uuid NOT NULL,
@@ -66,8 +78,9 @@ CREATE TABLE endpoints (
     updated_at timestamptz NOT NULL,
     indexed_at timestamptz,
     UNIQUE (environment_id, slug)
-);
-
+)
+    """,
+    """
 CREATE TABLE jobs (
     environment_id uuid NOT NULL,
     slug text NOT NULL,
@@ -78,8 +91,9 @@ CREATE TABLE jobs (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
     PRIMARY KEY (environment_id, slug)
-);
-
+)
+    """,
+    """
 CREATE TABLE job_versions (
     environment_id uuid NOT NULL,
     job_slug text NOT NULL,
@@ -89,8 +103,9 @@ CREATE TABLE job_versions (
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
     PRIMARY KEY (environment_id, job_slug, version)
-);
-
+)
+    """,
+    """
 CREATE TABLE run_status (
     id uuid PRIMARY KEY,
     environment_id uuid NOT NULL,
@@ -108,19 +123,24 @@ CREATE TABLE run_status (
     completed_at timestamptz,
     output jsonb,
     error jsonb
-);
-CREATE INDEX run_status_job_idx ON run_status (environment_id, job_slug, created_at DESC, id);
-"""
+)
+    """,
+    """
+CREATE INDEX run_status_job_idx ON run_status (environment_id, job_slug, created_at DESC, id)
+    """,
+)
 
-DOWNGRADE = """
-DROP TABLE run_status, job_versions, jobs, endpoints, environments, environment_secrets, outbox, events;
-DROP FUNCTION outbox_notify();
-"""
+DOWNGRADE = (
+    "DROP TABLE run_status, job_versions, jobs, endpoints, environments, environment_secrets, outbox, events",
+    "DROP FUNCTION outbox_notify()",
+)
 
 
 def upgrade() -> None:
-    op.execute(UPGRADE)
+    for statement in UPGRADE:
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    op.execute(DOWNGRADE)
+    for statement in DOWNGRADE:
+        op.execute(statement)

@@ -1,0 +1,97 @@
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.container import Container
+from app.db import migrate
+from app.embedded import free_port
+from app.environments import EnvironmentInfo, create_environment
+from app.settings import Settings
+from app.store import EventStore
+from domain.environments import EnvironmentType
+from tests.node_endpoint import COMPAT_API_KEY, NodeEndpoint, node_endpoint
+from tests.services import kafka_server, postgres_server
+
+ALL_TABLES = "events, outbox, environment_secrets, environments, endpoints, jobs, job_versions, run_status"
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with kafka_server() as servers:
+        yield servers
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of its own on the test server, dropped at the end."""
+    name = f"jobs_test_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    await migrate(url)
+    yield url
+    async with admin.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    await admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, kafka_bootstrap: str) -> Settings:
+    unique = uuid.uuid4().hex[:8]
+    return replace(
+        Settings(),
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        port=free_port(),
+        execution_topic=f"job-execution-{unique}",
+        consumer_group=f"jobs-worker-{unique}",
+        kafka_session_timeout_ms=2000,
+        relay_poll_seconds=0.2,
+        lease_seconds=30,
+        endpoint_timeout_seconds=30,
+        db_pool_size=10,
+    )
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    container = Container.create(settings)
+    async with container.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {ALL_TABLES} RESTART IDENTITY"))
+    yield container
+    await container.close()
+
+
+@pytest.fixture
+def engine(container: Container) -> AsyncEngine:
+    return container.engine
+
+
+@pytest.fixture
+def store(container: Container) -> EventStore:
+    return container.store
+
+
+@pytest.fixture(scope="session")
+def compat_endpoint() -> Iterator[NodeEndpoint]:
+    """The real @trigger.dev/sdk endpoint; its key is the `environment` fixture's key."""
+    with node_endpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+async def environment(store: EventStore) -> EnvironmentInfo:
+    environment_id, api_key = await create_environment(store, "test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
+    return EnvironmentInfo(environment_id, "test", EnvironmentType.DEVELOPMENT, api_key)

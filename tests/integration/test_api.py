@@ -1,0 +1,174 @@
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app import commands
+from app.api import create_app
+from app.container import Container
+from app.environments import EnvironmentInfo
+from app.store import UnitOfWork
+from tests.helpers import count, outbox_messages, register
+from tests.node_endpoint import NodeEndpoint
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client
+
+
+def auth(env: EnvironmentInfo) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env.api_key}"}
+
+
+async def test_health_needs_no_key(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"ready": True, "database": True, "broker": True}
+
+
+async def test_register_endpoint_indexes_its_jobs(
+    client: httpx.AsyncClient, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    response = await client.post(
+        "/api/v1/endpoints",
+        json={"id": compat_endpoint.endpoint_id, "url": compat_endpoint.url},
+        headers=auth(environment),
+    )
+    assert response.status_code == 200, response.text
+    assert {j["id"] for j in response.json()["jobs"]} == {"return-value", "throws", "with-schema"}
+    jobs = (await client.get("/api/v1/jobs", headers=auth(environment))).json()["jobs"]
+    assert [(j["id"], j["version"], j["event"]) for j in jobs] == [
+        ("return-value", "1.0.0", "compat.return"),
+        ("throws", "1.0.0", "compat.throws"),
+        ("with-schema", "1.0.0", "compat.schema"),
+    ]
+    job = (await client.get("/api/v1/jobs/return-value", headers=auth(environment))).json()
+    assert job["title"] == "Return value"
+    assert [v["version"] for v in job["versions"]] == ["1.0.0"]
+    assert job["versions"][0]["trigger"]["rule"]["event"] == "compat.return"
+    versions = await client.get("/api/v1/jobs/throws/versions", headers=auth(environment))
+    assert versions.status_code == 200
+
+
+async def test_testjob_records_event_run_and_outbox_row_and_answers_queued(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    before = await count(container.engine, "events")
+    response = await client.post(
+        "/api/v1/jobs/return-value/test", json={"payload": {"n": 1}}, headers=auth(environment)
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "QUEUED"
+    assert body["eventId"].startswith("test:compat.return:")
+    assert await count(container.engine, "events") == before + 2
+    (message,) = await outbox_messages(container.engine)
+    assert (message.run_id, message.attempt, message.job_slug) == (body["runId"], 1, "return-value")
+    run = (await client.get(f"/api/v2/runs/{body['runId']}", headers=auth(environment))).json()
+    assert run["status"] == "QUEUED"
+    assert run["startedAt"] is None and run["completedAt"] is None and run["output"] is None
+
+
+async def test_testjob_without_a_body_uses_an_empty_payload(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    response = await client.post("/api/v1/jobs/return-value/test", headers=auth(environment))
+    assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "headers", "status", "message"),
+    [
+        ("/api/v1/jobs/nope/test", b"{}", None, 404, "job 'nope' not found"),
+        ("/api/v1/jobs/return-value/test", b"{not json", None, 400, ""),
+        ("/api/v1/jobs/return-value/test", b'{"version": 3}', None, 400, ""),
+        ("/api/v1/jobs/return-value/test", b'{"version": "9.9.9"}', None, 404, "version '9.9.9'"),
+        ("/api/v1/jobs/return-value/test", b"{}", {"Authorization": "Bearer tr_dev_wrong"}, 401, "invalid API key"),
+        ("/api/v1/jobs/return-value/test", b"{}", {"Authorization": ""}, 401, "missing API key"),
+    ],
+)
+async def test_bad_requests_get_a_clear_4xx_and_change_nothing(
+    client: httpx.AsyncClient,
+    container: Container,
+    environment: EnvironmentInfo,
+    compat_endpoint: NodeEndpoint,
+    path: str,
+    content: bytes,
+    headers: dict[str, str] | None,
+    status: int,
+    message: str,
+) -> None:
+    await register(container, environment, compat_endpoint)
+    before = await count(container.engine, "events")
+    response = await client.post(
+        path, content=content, headers={"content-type": "application/json", **auth(environment), **(headers or {})}
+    )
+    assert response.status_code == status, response.text
+    assert message in response.json()["message"]
+    assert await count(container.engine, "events") == before
+    assert await count(container.engine, "outbox") == 0
+
+
+async def test_bad_endpoint_registrations(client: httpx.AsyncClient, environment: EnvironmentInfo) -> None:
+    cases = [
+        ({"id": "x"}, 400),
+        ({"id": "has space", "url": "http://127.0.0.1:1/"}, 400),
+        ({"id": "ok", "url": "ftp://example/"}, 400),
+        ({"id": "ok", "url": "http://127.0.0.1:1/api/trigger"}, 422),
+    ]
+    for body, status in cases:
+        response = await client.post("/api/v1/endpoints", json=body, headers=auth(environment))
+        assert response.status_code == status, (body, response.text)
+        assert response.json()["message"]
+    assert (await client.get("/api/v1/jobs", headers=auth(environment))).json() == {"jobs": []}
+
+
+async def test_runs_of_another_environment_are_not_found(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    from app.environments import create_environment
+    from domain.environments import EnvironmentType
+
+    await register(container, environment, compat_endpoint)
+    created = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    _, other_key = await create_environment(container.store, "other", EnvironmentType.PRODUCTION)
+    other = {"Authorization": f"Bearer {other_key}"}
+    assert (await client.get(f"/api/v2/runs/{created.run_id}", headers=other)).status_code == 404
+    assert (await client.get(f"/api/v2/runs/{created.run_id}", headers=auth(environment))).status_code == 200
+    assert (await client.get("/api/v2/runs/not-a-uuid", headers=auth(environment))).status_code == 404
+    assert (await client.get("/api/v1/jobs/return-value", headers=other)).status_code == 404
+
+
+async def test_a_failure_after_the_events_leaves_no_event_and_no_outbox_row(
+    container: Container,
+    environment: EnvironmentInfo,
+    compat_endpoint: NodeEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await register(container, environment, compat_endpoint)
+    before = await count(container.engine, "events")
+    enqueue = UnitOfWork.enqueue
+
+    async def enqueue_then_fail(self: UnitOfWork, *messages: Any) -> None:
+        await enqueue(self, *messages)
+        assert await count_in(self) == 1  # the row really is written inside the transaction
+        raise RuntimeError("crash after the events and the outbox row")
+
+    async def count_in(uow: UnitOfWork) -> int:
+        from sqlalchemy import text
+
+        return int((await uow.conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one())
+
+    monkeypatch.setattr(UnitOfWork, "enqueue", enqueue_then_fail)
+    with pytest.raises(RuntimeError, match="crash after"):
+        await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    assert await count(container.engine, "events") == before
+    assert await count(container.engine, "outbox") == 0
+    assert await count(container.engine, "run_status") == 0

@@ -1,0 +1,58 @@
+"""Runs the real @trigger.dev/sdk v2 endpoint of tests/compat under Node."""
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+COMPAT_DIR = Path(__file__).parent / "compat"
+COMPAT_API_KEY = "tr_dev_compat0000000000000000"
+ENDPOINT_ID = "compat-endpoint"
+
+
+@dataclass(frozen=True)
+class NodeEndpoint:
+    url: str
+    api_key: str
+    endpoint_id: str
+
+
+@contextlib.contextmanager
+def node_endpoint(api_url: str = "http://127.0.0.1:9", api_key: str = COMPAT_API_KEY) -> Iterator[NodeEndpoint]:
+    if not (COMPAT_DIR / "node_modules" / "@trigger.dev" / "sdk").is_dir():
+        raise RuntimeError("tests/compat has no node_modules: run `npm ci --prefix tests/compat` (make test does)")
+    env = {
+        **os.environ,
+        "PORT": "0",
+        "TRIGGER_API_KEY": api_key,
+        "TRIGGER_API_URL": api_url,
+        "ENDPOINT_ID": ENDPOINT_ID,
+    }
+    process = subprocess.Popen(
+        ["node", "server.js"], cwd=COMPAT_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        port = _wait_ready(process)
+        yield NodeEndpoint(f"http://127.0.0.1:{port}/api/trigger", api_key, ENDPOINT_ID)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_ready(process: "subprocess.Popen[str]", timeout: float = 30.0) -> int:
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith("READY "):
+            return int(line.split()[1])
+        if not line and process.poll() is not None:
+            raise RuntimeError(f"the Node endpoint exited with {process.returncode}")
+    raise RuntimeError("the Node endpoint did not start in time")
