@@ -36,7 +36,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             sent = [
-                await self.producer.send(topic, value, key.encode(), _headers(id_, headers))
+                await self.producer.send(topic, value=value, key=key.encode(), headers=_headers(id_, headers))
                 for id_, topic, key, value, headers in rows
             ]
             await asyncio.gather(*sent)

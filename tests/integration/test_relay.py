@@ -1,0 +1,103 @@
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from app import kafka
+from app.settings import Settings
+from app.store import EventStore, OutboxMessage
+from relay.outbox_relay import OutboxRelay
+from tests.helpers import count
+
+
+@pytest.fixture
+async def topic(settings: Settings) -> str:
+    await kafka.ensure_topics(settings)
+    return settings.execution_topic
+
+
+async def enqueue(store: EventStore, topic: str, n: int) -> None:
+    async with store.transaction() as uow:
+        await uow.enqueue(*(OutboxMessage(topic, f"run-{i}", f"value-{i}".encode(), {"type": "T"}) for i in range(n)))
+
+
+@pytest.fixture
+async def consumer(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = kafka.consumer(settings, topic)
+    await consumer.start()
+    yield consumer
+    await consumer.stop()
+
+
+async def consume(consumer: AIOKafkaConsumer, n: int) -> list[tuple[str, str, dict[str, str]]]:
+    received: list[tuple[str, str, dict[str, str]]] = []
+    async with asyncio.timeout(30):
+        while len(received) < n:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for r in records:
+                    headers = {k: v.decode() for k, v in r.headers}
+                    received.append(((r.key or b"").decode(), (r.value or b"").decode(), headers))
+    return received
+
+
+async def test_two_relays_publish_each_row_once_and_delete_it(
+    settings: Settings, store: EventStore, topic: str, consumer: AIOKafkaConsumer
+) -> None:
+    await enqueue(store, topic, 300)
+    producers = [kafka.producer(settings), kafka.producer(settings)]
+    for producer in producers:
+        await producer.start()
+    try:
+        relays = [OutboxRelay(store.engine, p, batch_size=40) for p in producers]
+
+        async def drain(relay: OutboxRelay) -> None:
+            while await relay.publish_batch():
+                pass
+
+        await asyncio.gather(*(drain(r) for r in relays))
+    finally:
+        for producer in producers:
+            await producer.stop()
+    assert all(r.published > 0 for r in relays), [r.published for r in relays]
+    assert sum(r.published for r in relays) == 300
+    assert await count(store.engine, "outbox") == 0
+    received = await consume(consumer, 300)
+    assert await consumer.getmany(timeout_ms=500) == {}
+    assert len(received) == 300
+    ids = [headers["id"] for _, _, headers in received]
+    assert len(set(ids)) == 300
+    assert all(headers["type"] == "T" for _, _, headers in received)
+    assert {(key, value) for key, value, _ in received} == {(f"run-{i}", f"value-{i}") for i in range(300)}
+
+
+async def test_rows_due_later_wait_in_the_outbox(settings: Settings, store: EventStore, topic: str) -> None:
+    async with store.transaction() as uow:
+        await uow.enqueue(OutboxMessage(topic, "k", b"v", available_at=datetime.now(UTC) + timedelta(hours=1)))
+    producer = kafka.producer(settings)
+    await producer.start()
+    try:
+        assert await OutboxRelay(store.engine, producer).publish_batch() == 0
+    finally:
+        await producer.stop()
+    assert await count(store.engine, "outbox") == 1
+
+
+async def test_the_running_relay_wakes_on_notify(
+    settings: Settings, store: EventStore, topic: str, consumer: AIOKafkaConsumer
+) -> None:
+    producer = kafka.producer(settings)
+    await producer.start()
+    relay = OutboxRelay(store.engine, producer, poll_seconds=600)  # only a NOTIFY can wake it in time
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.3)  # let it LISTEN and go idle
+        await enqueue(store, topic, 3)
+        received = await consume(consumer, 3)
+        assert sorted(key for key, _, _ in received) == ["run-0", "run-1", "run-2"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
