@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for noisy in ("aiokafka", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         args.handler(settings, args)
     except RuntimeError as error:

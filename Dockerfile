@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# The Jobs service image: one image, every role. The argument picks the role:
+#   docker run IMAGE all | api | relay | worker | migrate | env create SLUG | projections rebuild
+# It needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (see app/settings.py); compose.yaml sets them.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    JOBS_HOST=0.0.0.0 \
+    JOBS_PORT=8000
+
+# A non-root user to run as.
+RUN groupadd --gid 10001 jobs \
+    && useradd --uid 10001 --gid jobs --create-home --home-dir /home/jobs --shell /usr/sbin/nologin jobs
+
+WORKDIR /src
+
+# Dependencies first, in their own layer, so a code change does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY app/ app/
+COPY domain/ domain/
+COPY projections/ projections/
+COPY relay/ relay/
+COPY migrations/ migrations/
+RUN pip install --no-cache-dir . \
+    && cd / && rm -rf /src
+
+WORKDIR /home/jobs
+USER 10001:10001
+
+EXPOSE 8000
+
+ENTRYPOINT ["jobs-service"]
+CMD ["all"]
