@@ -129,9 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aiokafka", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from app.errors import ClientError
+
     try:
         args.handler(settings, args)
-    except RuntimeError as error:
+    except (RuntimeError, ClientError) as error:
         print(f"jobs-service: {error}", file=sys.stderr)
         sys.exit(1)
     except ModuleNotFoundError as error:

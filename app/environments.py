@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.errors import Conflict
 from app.store import EventStore, UnitOfWork
 from domain.environments import KEY_PREFIX, Environment, EnvironmentType
 
@@ -42,6 +43,8 @@ def new_api_key(type: EnvironmentType) -> str:
 async def create_environment(
     store: EventStore, slug: str, type: EnvironmentType, api_key: str | None = None
 ) -> tuple[UUID, str]:
+    if await _find_by_slug(store, slug) is not None:
+        raise Conflict(f"environment {slug!r} already exists")
     api_key = api_key or new_api_key(type)
     environment = Environment(id=uuid4(), slug=slug, type=type.value, api_key_hash=hash_key(api_key))
     async with store.transaction() as uow:
@@ -51,8 +54,7 @@ async def create_environment(
 
 async def ensure_environment(store: EventStore, slug: str, type: EnvironmentType, api_key: str) -> UUID:
     """The environment `slug` with exactly this key: created, or its key rotated to this one."""
-    async with store.engine.connect() as conn:
-        existing = (await conn.execute(_FIND_BY_SLUG, {"slug": slug})).scalar()
+    existing = await _find_by_slug(store, slug)
     if existing is None:
         environment_id, _ = await create_environment(store, slug, type, api_key)
         return environment_id
@@ -63,6 +65,12 @@ async def ensure_environment(store: EventStore, slug: str, type: EnvironmentType
         async with store.transaction() as uow:
             await _save_key(uow, environment, api_key)
     return environment.id
+
+
+async def _find_by_slug(store: EventStore, slug: str) -> UUID | None:
+    async with store.engine.connect() as conn:
+        found: UUID | None = (await conn.execute(_FIND_BY_SLUG, {"slug": slug})).scalar()
+    return found
 
 
 async def _save_key(uow: UnitOfWork, environment: Environment, api_key: str) -> None:

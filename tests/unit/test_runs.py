@@ -94,3 +94,24 @@ def test_tags_are_limited() -> None:
         validate_tags([str(i) for i in range(11)])
     with pytest.raises(ValueError):
         validate_tags([""])
+
+
+def test_an_event_record_keeps_what_was_received() -> None:
+    from domain.event_records import EventRecord, test_event_id
+
+    record = EventRecord(
+        id=uuid4(),
+        environment_id="env",
+        event_id=test_event_id("user.created", 1700000000000),
+        name="user.created",
+        payload={"id": 1},
+        context={},
+        source="trigger.dev",
+        sent_at="2026-01-01T00:00:00Z",
+        is_test=True,
+    )
+    (created,) = record.collect_events()
+    assert type(created).TOPIC == "jobs.EventRecord.EventRecorded"
+    rebuilt = created.mutate(None)
+    assert isinstance(rebuilt, EventRecord)
+    assert (rebuilt.event_id, rebuilt.payload, rebuilt.is_test) == ("test:user.created:1700000000000", {"id": 1}, True)

@@ -1,0 +1,46 @@
+"""The operator commands, run as a user runs them."""
+
+import os
+import subprocess
+import sys
+
+from app import commands
+from app.container import Container
+from app.environments import EnvironmentInfo
+from tests.helpers import count, register
+from tests.node_endpoint import NodeEndpoint
+
+
+def jobs_service(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+async def test_migrate_and_env_create(container: Container, database_url: str) -> None:
+    migrated = jobs_service(database_url, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    created = jobs_service(database_url, "env", "create", "prod", "--type", "PRODUCTION")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.split("API key: ")[1].strip()
+    assert key.startswith("tr_prod_")
+    info = await container.authenticator.authenticate(key)
+    assert info is not None and (info.slug, info.type) == ("prod", "PRODUCTION")
+    duplicate = jobs_service(database_url, "env", "create", "prod")
+    assert duplicate.returncode == 1
+    assert duplicate.stderr.strip() == "jobs-service: environment 'prod' already exists"
+    assert await count(container.engine, "environments") == 1
+
+
+async def test_projections_rebuild_shows_progress(
+    container: Container, database_url: str, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    for _ in range(3):
+        await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    rebuilt = jobs_service(database_url, "projections", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "100%" in rebuilt.stderr
+    assert "read models rebuilt from 9 events" in rebuilt.stdout
+    assert await count(container.engine, "run_status", "status = 'QUEUED'") == 3
