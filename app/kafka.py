@@ -29,6 +29,7 @@ def consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
+        fetch_max_wait_ms=20,  # Tansu holds an empty fetch for the whole wait: keep idle latency low
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 5),
     )
