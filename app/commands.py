@@ -1,28 +1,36 @@
-"""The write side: registering endpoints and creating runs, each in one transaction."""
+"""The write side: registering endpoints, recording events and creating their runs."""
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from sqlalchemy import text
 
 from app.endpoint_client import EndpointClient, EndpointError
 from app.environments import EnvironmentInfo
 from app.errors import NotFound, Unprocessable
-from app.messages import ExecuteJobRun, encode_message
+from app.messages import DeliverEvent, outbox_message
+from app.run_writes import execution_message
 from app.store import ConcurrencyConflict, EventStore, OutboxMessage
 from domain import ids
 from domain.endpoints import Endpoint
+from domain.event_filter import rule_matches
 from domain.event_records import EventRecord, test_event_id
 from domain.runs import JobRun
+from domain.tasks import iso
 
 _JOB_VERSION = text(
-    "SELECT v.version, v.endpoint_id, v.metadata FROM job_versions v "
+    "SELECT v.job_slug, v.version, v.endpoint_id, v.metadata FROM job_versions v "
     "WHERE v.environment_id = :env AND v.job_slug = :slug "
     "AND v.version = COALESCE(:version, (SELECT latest_version FROM jobs j "
     "WHERE j.environment_id = :env AND j.slug = :slug))"
+)
+_LATEST_VERSIONS = text(
+    "SELECT v.job_slug, v.version, v.endpoint_id, v.metadata FROM jobs j JOIN job_versions v "
+    "ON v.environment_id = j.environment_id AND v.job_slug = j.slug AND v.version = j.latest_version "
+    "WHERE j.environment_id = :env"
 )
 
 
@@ -30,6 +38,43 @@ _JOB_VERSION = text(
 class CreatedRun:
     run_id: UUID
     event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobVersion:
+    job_slug: str
+    version: str
+    endpoint_id: str
+    metadata: dict[str, Any]
+
+    @property
+    def event_name(self) -> str:
+        return str((self.metadata.get("event") or {}).get("name") or self.job_slug)
+
+    @property
+    def event_source(self) -> str:
+        return str((self.metadata.get("event") or {}).get("source") or "trigger.dev")
+
+    @property
+    def enabled(self) -> bool:
+        return self.metadata.get("enabled", True) is not False
+
+    def triggered_by(self, record: EventRecord) -> bool:
+        trigger = self.metadata.get("trigger") or {}
+        if trigger.get("type") != "static" or not self.enabled:
+            return False
+        return rule_matches(trigger.get("rule") or {}, record.name, record.source, record.payload, record.context)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    name: str
+    payload: Any = None
+    context: Any = None
+    id: str | None = None
+    timestamp: str | None = None
+    source: str | None = None
+    deliver_at: datetime | None = None
 
 
 async def register_endpoint(
@@ -50,84 +95,173 @@ async def register_endpoint(
     return endpoint
 
 
-async def test_job(
-    store: EventStore, topic: str, env: EnvironmentInfo, job_slug: str, payload: Any, version: str | None
-) -> CreatedRun:
-    """TestJob: record a test event and create its run, with the run's execution in the outbox."""
+async def job_version(store: EventStore, env: EnvironmentInfo, job_slug: str, version: str | None) -> JobVersion:
     async with store.engine.connect() as conn:
         row = (await conn.execute(_JOB_VERSION, {"env": env.id, "slug": job_slug, "version": version})).first()
     if row is None:
         what = f"version {version!r} of job {job_slug!r}" if version else f"job {job_slug!r}"
         raise NotFound(f"{what} not found in environment {env.slug!r}")
-    metadata: dict[str, Any] = row.metadata
-    event_spec = metadata.get("event") or {}
-    event_name = event_spec.get("name") or job_slug
+    return JobVersion(row.job_slug, row.version, str(row.endpoint_id), row.metadata)
+
+
+async def test_job(
+    store: EventStore, topic: str, env: EnvironmentInfo, job_slug: str, payload: Any, version: str | None
+) -> CreatedRun:
+    """TestJob: record a test event and create its run, with the run's execution in the outbox."""
+    job = await job_version(store, env, job_slug, version)
     for offset in range(5):
-        event_id = test_event_id(event_name, int(time.time() * 1000) + offset)
+        record = _record(
+            env,
+            test_event_id(job.event_name, int(time.time() * 1000) + offset),
+            job.event_name,
+            payload if payload is not None else {},
+            {},
+            job.event_source,
+            is_test=True,
+        )
+        run = _new_run(uuid4(), job, record)
         try:
-            return await _create_run(
-                store,
-                topic,
-                env,
-                job_slug,
-                row.version,
-                str(row.endpoint_id),
-                event_id,
-                event_name,
-                payload if payload is not None else {},
-                event_spec.get("source") or "trigger.dev",
-            )
+            await _save_new(store, topic, record, [run])
         except ConcurrencyConflict:
             continue  # another test event of this job in the same millisecond took this id
+        return CreatedRun(run.id, record.event_id)
     raise Unprocessable("too many test runs of this job at the same moment; try again")
 
 
-async def _create_run(
+async def invoke_job(
     store: EventStore,
     topic: str,
     env: EnvironmentInfo,
     job_slug: str,
-    job_version: str,
-    endpoint_id: str,
-    event_id: str,
-    event_name: str,
     payload: Any,
+    context: Any,
+    callback_url: str | None,
+    idempotency_key: str | None,
+) -> UUID:
+    """Invoke a job directly; the same idempotency key gives back the same run."""
+    job = await job_version(store, env, job_slug, None)
+    if idempotency_key:
+        run_id = uuid5(UUID(str(env.id)), f"invoke:{job_slug}:{idempotency_key}")
+        event_id = f"invoke:{job_slug}:{idempotency_key}"
+    else:
+        run_id, event_id = uuid4(), str(uuid4())
+    record = _record(env, event_id, job.event_name, payload, context or {}, "trigger.dev", is_test=False)
+    run = _new_run(run_id, job, record, callback_url)
+    try:
+        await _save_new(store, topic, record, [run])
+    except ConcurrencyConflict:
+        if not idempotency_key or await store.get(run_id, JobRun) is None:
+            raise
+    return run_id
+
+
+async def send_event(store: EventStore, topic: str, env: EnvironmentInfo, event: NewEvent) -> EventRecord:
+    """Record an event and create a run for each job it triggers (or schedule that for `deliver_at`).
+    The same event id in one environment is recorded once; sending it again returns the first record."""
+    now = datetime.now(UTC)
+    event_id = event.id or str(uuid4())
+    deliver_at = iso(event.deliver_at) if event.deliver_at else None
+    record = _record(
+        env,
+        event_id,
+        event.name,
+        event.payload,
+        event.context,
+        event.source or "trigger.dev",
+        is_test=False,
+        sent_at=event.timestamp or iso(now),
+        deliver_at=deliver_at,
+    )
+    try:
+        if event.deliver_at is not None and event.deliver_at > now:
+            async with store.transaction() as uow:
+                await uow.save(record)
+                await uow.enqueue(outbox_message(topic, str(record.id), DeliverEvent(str(record.id)), event.deliver_at))
+        else:
+            await _save_new(store, topic, record, await _triggered_runs(store, record))
+    except ConcurrencyConflict:
+        existing = await store.get(record.id, EventRecord)
+        if existing is None:
+            raise
+        return existing
+    return record
+
+
+async def deliver_event(store: EventStore, topic: str, record_id: UUID) -> str:
+    """Create the runs of a scheduled event that is now due (unless it was canceled)."""
+    record = await store.get(record_id, EventRecord)
+    if record is None or not record.pending:
+        return "duplicate"
+    runs = await _triggered_runs(store, record)
+    record.deliver(iso(datetime.now(UTC)))
+    try:
+        await _save_new(store, topic, record, runs)
+    except ConcurrencyConflict:
+        return "duplicate"
+    return "delivered"
+
+
+async def cancel_event(store: EventStore, env: EnvironmentInfo, event_id: str) -> EventRecord:
+    record = await store.get(ids.event_record_id(str(env.id), event_id), EventRecord)
+    if record is None:
+        raise NotFound(f"event {event_id!r} not found")
+    record.cancel(iso(datetime.now(UTC)))
+    await store.save(record)
+    return record
+
+
+async def _triggered_runs(store: EventStore, record: EventRecord) -> list[JobRun]:
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(_LATEST_VERSIONS, {"env": UUID(record.environment_id)})).all()
+    jobs = [JobVersion(r.job_slug, r.version, str(r.endpoint_id), r.metadata) for r in rows]
+    return [_new_run(uuid4(), job, record) for job in jobs if job.triggered_by(record)]
+
+
+def _record(
+    env: EnvironmentInfo,
+    event_id: str,
+    name: str,
+    payload: Any,
+    context: Any,
     source: str,
-) -> CreatedRun:
-    record = EventRecord(
+    is_test: bool,
+    sent_at: str | None = None,
+    deliver_at: str | None = None,
+) -> EventRecord:
+    return EventRecord(
         id=ids.event_record_id(str(env.id), event_id),
         environment_id=str(env.id),
         event_id=event_id,
-        name=event_name,
+        name=name,
         payload=payload,
-        context={},
+        context=context,
         source=source,
-        sent_at=_now_iso(),
-        is_test=True,
+        sent_at=sent_at or iso(datetime.now(UTC)),
+        is_test=is_test,
+        deliver_at=deliver_at,
     )
-    run = JobRun(
-        id=uuid4(),
-        environment_id=str(env.id),
-        endpoint_id=endpoint_id,
-        job_slug=job_slug,
-        job_version=job_version,
+
+
+def _new_run(run_id: UUID, job: JobVersion, record: EventRecord, callback_url: str | None = None) -> JobRun:
+    return JobRun(
+        id=run_id,
+        environment_id=record.environment_id,
+        endpoint_id=job.endpoint_id,
+        job_slug=job.job_slug,
+        job_version=job.version,
         event_record_id=str(record.id),
-        is_test=True,
+        is_test=record.is_test,
+        callback_url=callback_url,
     )
-    message = ExecuteJobRun(
-        run_id=str(run.id),
-        event_record_id=str(record.id),
-        job_slug=job_slug,
-        job_version=job_version,
-        attempt=1,
-        priority=run.priority,
-        tags=run.tags,
-    )
+
+
+async def _save_new(store: EventStore, topic: str, record: EventRecord, runs: list[JobRun]) -> None:
+    messages: list[OutboxMessage] = [outbox_message(topic, str(run.id), execution_message(run, 1)) for run in runs]
     async with store.transaction() as uow:
-        await uow.save(record, run)
-        await uow.enqueue(OutboxMessage(topic, str(run.id), encode_message(message), {"type": "ExecuteJobRun"}))
-    return CreatedRun(run.id, event_id)
+        await uow.save(record, *runs)
+        if messages:
+            await uow.enqueue(*messages)
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def deliver_after(seconds: float) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)

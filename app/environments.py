@@ -78,6 +78,9 @@ async def _save_key(uow: UnitOfWork, environment: Environment, api_key: str) -> 
     await uow.conn.execute(_SAVE_SECRET, {"id": environment.id, "key": api_key})
 
 
+_SECRET = text("SELECT api_key FROM environment_secrets WHERE environment_id = :id")
+
+
 class Authenticator:
     """Finds the environment of an API key; answers are cached briefly so a hot path skips the database."""
 
@@ -100,3 +103,11 @@ class Authenticator:
             self._cache.clear()
         self._cache[digest] = (now + self.ttl_seconds, info)
         return info
+
+    async def api_key(self, environment_id: UUID) -> str:
+        """The environment's API key: what EXECUTE_JOB calls carry and what signatures are keyed with."""
+        async with self.engine.connect() as conn:
+            key: str | None = (await conn.execute(_SECRET, {"id": environment_id})).scalar()
+        if key is None:
+            raise LookupError(f"environment {environment_id} has no API key")
+        return key

@@ -1,8 +1,10 @@
-"""Messages on the job-execution topic (msgspec JSON)."""
+"""Messages on the job-execution topic (msgspec JSON, tagged by `type`), and the outbox rows that carry them."""
 
-from typing import Literal
+from datetime import datetime
 
 import msgspec
+
+from app.store import OutboxMessage
 
 
 class ExecuteJobRun(msgspec.Struct, frozen=True, tag_field="type", tag="ExecuteJobRun"):
@@ -15,11 +17,24 @@ class ExecuteJobRun(msgspec.Struct, frozen=True, tag_field="type", tag="ExecuteJ
     tags: list[str] = []
 
 
-Message = ExecuteJobRun
-MessageType = Literal["ExecuteJobRun"]
+class DeliverEvent(msgspec.Struct, frozen=True, tag_field="type", tag="DeliverEvent"):
+    """A scheduled event (deliverAt / deliverAfter) that creates its runs when it is due."""
+
+    event_record_id: str
+
+
+class NotifyRun(msgspec.Struct, frozen=True, tag_field="type", tag="NotifyRun"):
+    """Tell a finished run's subscriber (the invoker's callback URL, or the endpoint) how it ended."""
+
+    run_id: str
+    target: str
+    attempt: int
+
+
+Message = ExecuteJobRun | DeliverEvent | NotifyRun
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(ExecuteJobRun)
+_decoder = msgspec.json.Decoder(Message)
 
 
 def encode_message(message: Message) -> bytes:
@@ -27,4 +42,9 @@ def encode_message(message: Message) -> bytes:
 
 
 def decode_message(value: bytes) -> Message:
-    return _decoder.decode(value)
+    message: Message = _decoder.decode(value)
+    return message
+
+
+def outbox_message(topic: str, key: str, message: Message, due_at: datetime | None = None) -> OutboxMessage:
+    return OutboxMessage(topic, key, encode_message(message), {"type": type(message).__name__}, due_at)

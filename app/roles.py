@@ -11,8 +11,10 @@ import uvicorn
 from app import kafka
 from app.api import create_app
 from app.container import Container
+from app.executor import RunExecutor
+from app.notifier import Notifier
 from app.settings import Settings
-from app.worker import RunExecutor, Worker
+from app.worker import Dispatcher, Worker
 from relay.outbox_relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,12 @@ async def run_roles(
             consumer = kafka.consumer(settings, settings.execution_topic)
             await consumer.start()
             stack.push_async_callback(consumer.stop)
-            executor = RunExecutor(container.store, container.endpoint_client, settings.lease_seconds)
-            worker = Worker(consumer, executor, settings.worker_concurrency)
+            topic = settings.execution_topic
+            dispatcher = Dispatcher(
+                RunExecutor(container.store, container.endpoint_client, topic, settings.lease_seconds),
+                Notifier(container.store, container.endpoint_client, topic),
+            )
+            worker = Worker(consumer, dispatcher, settings.worker_concurrency)
             tasks.append(asyncio.create_task(worker.run(), name="worker"))
         if server is not None:
             while not server.started:

@@ -6,6 +6,7 @@
 | KAFKA_BOOTSTRAP_SERVERS | (none) | Kafka bootstrap servers; `dev` starts an embedded broker when unset |
 | JOBS_HOST | 127.0.0.1 | address the API listens on |
 | JOBS_PORT | 8000 | port the API listens on |
+| JOBS_PUBLIC_URL | http://JOBS_HOST:JOBS_PORT | base URL others reach the API at (task callback URLs) |
 | JOBS_DATA_DIR | .jobs-data | where `dev` keeps the embedded database and the dev key |
 | JOBS_DEV_API_KEY | (generated) | API key of the development environment that `dev` creates |
 | JOBS_EXECUTION_TOPIC | job-execution | Kafka topic of run executions |
@@ -44,6 +45,7 @@ class Settings:
     kafka_bootstrap_servers: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = None
     data_dir: str = ".jobs-data"
     dev_api_key: str | None = None
     execution_topic: str = "job-execution"
@@ -67,6 +69,7 @@ class Settings:
             kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             host=_env("JOBS_HOST", "127.0.0.1"),
             port=int(_env("JOBS_PORT", "8000")),
+            public_url=os.environ.get("JOBS_PUBLIC_URL") or None,
             data_dir=_env("JOBS_DATA_DIR", ".jobs-data"),
             dev_api_key=os.environ.get("JOBS_DEV_API_KEY") or None,
             execution_topic=_env("JOBS_EXECUTION_TOPIC", "job-execution"),
@@ -85,6 +88,10 @@ class Settings:
 
     def with_services(self, database_url: str, kafka_bootstrap_servers: str) -> Self:
         return replace(self, database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers)
+
+    @property
+    def api_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def required_database_url(self) -> str:

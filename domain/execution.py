@@ -1,53 +1,163 @@
-"""How the answer to an EXECUTE_JOB call decides what happens to a run (the trigger.dev v2 rules)."""
+"""How the answer to an EXECUTE_JOB call decides what happens next (the trigger.dev v2 rules)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from domain.status import RunStatus
 
 
-@dataclass(frozen=True, slots=True)
+class Next(Enum):
+    COMPLETE = "complete"  # the run ends with `status`
+    RETRY_RUN = "retry_run"  # the execution failed: back off and execute again
+    RESUME = "resume"  # a task waits: execute again when it is due (`task`)
+    RETRY_TASK = "retry_task"  # a task failed and is retried at `retry_at`
+    PARALLEL = "parallel"  # several child outcomes at once (`children`)
+    YIELD = "yield"  # execute again at once, as a new chunk
+    CANCELED = "canceled"  # the run was canceled meanwhile; nothing more
+
+
+@dataclass(frozen=True)
 class Outcome:
-    status: RunStatus
+    next: Next
+    status: RunStatus | None = None
     output: Any = None
     error: dict[str, Any] | None = None
+    task: dict[str, Any] | None = None
+    retry_at: datetime | None = None
+    reason: str = ""
+    completed_task: tuple[str, Any] | None = None  # (task id, output) the server completes for the SDK
+    children: tuple["Outcome", ...] = field(default_factory=tuple)
 
 
-def from_transport_failure(reason: str) -> Outcome:
-    return Outcome(RunStatus.FAILURE, error={"message": reason, "name": "EndpointUnreachable"})
+def complete(status: RunStatus, output: Any = None, error: dict[str, Any] | None = None) -> Outcome:
+    return Outcome(Next.COMPLETE, status=status, output=output, error=error)
+
+
+def from_transport_failure(reason: str, timed_out: bool = False) -> Outcome:
+    """No answer: a time-out is a chunk that ran out of time; anything else is retried with backoff."""
+    if timed_out:
+        return Outcome(Next.YIELD, reason=f"execution timed out: {reason}")
+    return Outcome(Next.RETRY_RUN, error={"message": reason, "name": "EndpointUnreachable"})
 
 
 def from_response(http_status: int, body: Any) -> Outcome:
-    if http_status != 200:
+    if http_status in (408, 504):
+        return Outcome(Next.YIELD, reason=f"endpoint answered {http_status}: continuing as a new chunk")
+    if http_status >= 500:
         return Outcome(
-            RunStatus.FAILURE,
-            error={"message": f"Endpoint responded with {http_status} status code", "name": "EndpointError"},
+            Next.RETRY_RUN, error={"message": f"Endpoint responded with {http_status} status code", "name": "Error"}
         )
+    if not 200 <= http_status < 300:
+        return complete(
+            RunStatus.FAILURE, error={"message": f"Endpoint responded with {http_status} status code", "name": "Error"}
+        )
+    return from_body(body)
+
+
+def from_body(body: Any) -> Outcome:
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
-        return _invalid("the endpoint's answer has no status")
-    status = body["status"]
-    if status == "SUCCESS":
-        return Outcome(RunStatus.SUCCESS, output=body.get("output"))
-    if status == "ERROR":
-        return Outcome(RunStatus.FAILURE, error=_error(body.get("error")))
-    if status == "INVALID_PAYLOAD":
-        return Outcome(
-            RunStatus.INVALID_PAYLOAD,
-            error={"message": "Invalid payload", "name": "InvalidPayload", "errors": body.get("errors", [])},
-        )
-    if status == "UNRESOLVED_AUTH_ERROR":
-        return Outcome(
-            RunStatus.UNRESOLVED_AUTH,
-            error={"message": "Unresolved auth", "name": "UnresolvedAuth", "issues": body.get("issues", {})},
-        )
-    return _invalid(f"execution status {status!r} is not supported by this service yet")
+        return _invalid("the endpoint's answer is not an execution response")
+    reader = _READERS.get(body["status"])
+    if reader is None:
+        return _invalid(f"unknown execution status {body['status']!r}")
+    try:
+        return reader(body)
+    except (KeyError, TypeError, ValueError) as error:
+        return _invalid(f"malformed {body['status']} answer: {error}")
 
 
-def _error(raw: Any) -> dict[str, Any]:
+def _success(body: dict[str, Any]) -> Outcome:
+    return complete(RunStatus.SUCCESS, output=body.get("output"))
+
+
+def _error(body: dict[str, Any]) -> Outcome:
+    return Outcome(Next.COMPLETE, status=RunStatus.FAILURE, error=_error_object(body.get("error")), task=_task(body))
+
+
+def _invalid_payload(body: dict[str, Any]) -> Outcome:
+    errors = body.get("errors", [])
+    return complete(
+        RunStatus.INVALID_PAYLOAD, error={"message": "Invalid payload", "name": "InvalidPayload", "errors": errors}
+    )
+
+
+def _unresolved_auth(body: dict[str, Any]) -> Outcome:
+    issues = body.get("issues", {})
+    return complete(
+        RunStatus.UNRESOLVED_AUTH, error={"message": "Unresolved auth", "name": "UnresolvedAuth", "issues": issues}
+    )
+
+
+def _resume(body: dict[str, Any]) -> Outcome:
+    return Outcome(Next.RESUME, task=_required_task(body))
+
+
+def _retry_task(body: dict[str, Any]) -> Outcome:
+    return Outcome(
+        Next.RETRY_TASK,
+        task=_required_task(body),
+        error=_error_object(body.get("error")),
+        retry_at=datetime.fromisoformat(body["retryAt"]),
+    )
+
+
+def _parallel(body: dict[str, Any]) -> Outcome:
+    children = tuple(from_body(child) for child in body.get("childErrors", []))
+    return Outcome(Next.PARALLEL, task=_required_task(body), children=children)
+
+
+def _yield(body: dict[str, Any]) -> Outcome:
+    return Outcome(Next.YIELD, reason=str(body.get("key", "")))
+
+
+def _auto_yield(body: dict[str, Any]) -> Outcome:
+    return Outcome(Next.YIELD, reason=f"auto-yield at {body.get('location', 'unknown')}")
+
+
+def _auto_yield_with_task(body: dict[str, Any]) -> Outcome:
+    output = body.get("output")
+    return Outcome(Next.YIELD, reason="auto-yield with a completed task", completed_task=(str(body["id"]), output))
+
+
+def _canceled(body: dict[str, Any]) -> Outcome:
+    return Outcome(Next.CANCELED, task=_task(body))
+
+
+_READERS = {
+    "SUCCESS": _success,
+    "ERROR": _error,
+    "INVALID_PAYLOAD": _invalid_payload,
+    "UNRESOLVED_AUTH_ERROR": _unresolved_auth,
+    "RESUME_WITH_TASK": _resume,
+    "RETRY_WITH_TASK": _retry_task,
+    "RESUME_WITH_PARALLEL_TASK": _parallel,
+    "YIELD_EXECUTION": _yield,
+    "AUTO_YIELD_EXECUTION": _auto_yield,
+    "AUTO_YIELD_EXECUTION_WITH_COMPLETED_TASK": _auto_yield_with_task,
+    "AUTO_YIELD_RATE_LIMIT": _auto_yield,
+    "CANCELED": _canceled,
+}
+
+
+def _task(body: dict[str, Any]) -> dict[str, Any] | None:
+    task = body.get("task")
+    return task if isinstance(task, dict) and isinstance(task.get("id"), str) else None
+
+
+def _required_task(body: dict[str, Any]) -> dict[str, Any]:
+    task = _task(body)
+    if task is None:
+        raise ValueError("no task")
+    return task
+
+
+def _error_object(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict) and isinstance(raw.get("message"), str):
         return {k: raw[k] for k in ("message", "name", "stack") if k in raw}
     return {"message": str(raw), "name": "Error"}
 
 
 def _invalid(message: str) -> Outcome:
-    return Outcome(RunStatus.FAILURE, error={"message": message, "name": "InvalidEndpointResponse"})
+    return complete(RunStatus.FAILURE, error={"message": message, "name": "InvalidEndpointResponse"})

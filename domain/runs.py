@@ -1,14 +1,27 @@
-"""JobRun: one execution of a job version for one event, from creation to a final status."""
+"""JobRun: one run of a job version for one event, through its executions and tasks to a final status."""
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import policies
+from domain.environments import EnvironmentType
+from domain.execution import Next, Outcome
 from domain.status import RunStatus, check_transition, is_terminal
+from domain.tasks import TaskStatus, due, iso, new_task, task_id
 
 MAX_TAGS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class NextExecution:
+    attempt: int
+    due_at: datetime
 
 
 class JobRun(Aggregate):
@@ -43,6 +56,77 @@ class JobRun(Aggregate):
         error: dict[str, Any] | None
         duration_ms: int
 
+    class RunRetryScheduled(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunRetryScheduled"
+        attempt: int
+        retry_at: datetime
+        error: dict[str, Any] | None
+        duration_ms: int
+
+    class RunWaiting(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunWaiting"
+        attempt: int
+        resume_at: datetime | None
+        task_id: str | None
+        duration_ms: int
+
+    class RunYielded(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunYielded"
+        attempt: int
+        reason: str
+        duration_ms: int
+
+    class RunResumed(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunResumed"
+        attempt: int
+        task_id: str
+
+    class TaskStarted(Aggregate.Event):
+        TOPIC = "jobs.JobRun.TaskStarted"
+        task: dict[str, Any]
+
+    class TaskCompleted(Aggregate.Event):
+        TOPIC = "jobs.JobRun.TaskCompleted"
+        task_id: str
+        output: Any
+        output_properties: Any
+        completed_at: str
+
+    class TaskFailed(Aggregate.Event):
+        TOPIC = "jobs.JobRun.TaskFailed"
+        task_id: str
+        error: Any
+        completed_at: str
+
+    class TaskRetryScheduled(Aggregate.Event):
+        TOPIC = "jobs.JobRun.TaskRetryScheduled"
+        task_id: str
+        error: Any
+        retry_at: str
+
+    class TaskResumed(Aggregate.Event):
+        TOPIC = "jobs.JobRun.TaskResumed"
+        task_id: str
+
+    class StatusUpdated(Aggregate.Event):
+        TOPIC = "jobs.JobRun.StatusUpdated"
+        key: str
+        label: str | None
+        state: str | None
+        data: dict[str, Any] | None
+
+    class EndpointSubscribed(Aggregate.Event):
+        TOPIC = "jobs.JobRun.EndpointSubscribed"
+        on_success: bool
+        on_failure: bool
+
+    class NotificationAttempted(Aggregate.Event):
+        TOPIC = "jobs.JobRun.NotificationAttempted"
+        target: str
+        attempt: int
+        delivered: bool
+        detail: str
+
     @event(RunCreated)
     def __init__(
         self,
@@ -74,6 +158,18 @@ class JobRun(Aggregate):
         self.started_at: datetime | None = None
         self.output: Any = None
         self.error: dict[str, Any] | None = None
+        self.failures = 0
+        self.yields = 0
+        self.execution_ms = 0
+        self.waiting_task: str | None = None
+        self.yielded_keys: list[str] = []
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, bool] = {"SUCCESS": False, "FAILURE": False}
+        self.notifications: dict[str, int] = {}
+        self.delivered: set[str] = set()
+
+    # -- executions -------------------------------------------------------------------------------
 
     @property
     def is_terminal(self) -> bool:
@@ -81,12 +177,21 @@ class JobRun(Aggregate):
 
     def accepts_attempt(self, attempt: int) -> bool:
         """Whether a delivery for `attempt` is the next one; anything else is a duplicate or stale."""
-        return not self.is_terminal and attempt == self.attempt + 1
+        return not self.is_terminal and attempt == self.attempt + 1 and self.status is not RunStatus.EXECUTING
+
+    def limit_reached(self) -> str | None:
+        return policies.over_limits(self.attempt, timedelta(milliseconds=self.execution_ms))
 
     def start(self, attempt: int, now: datetime, lease: timedelta) -> None:
         if not self.accepts_attempt(attempt):
             raise StaleAttempt(self.id, attempt, self.attempt)
         check_transition(self.status, RunStatus.EXECUTING)
+        for task in list(self.tasks.values()):
+            if due(task, now):
+                if task["noop"]:
+                    self._task_completed(task_id=task["id"], output=None, output_properties=None, completed_at=iso(now))
+                else:
+                    self._task_resumed(task_id=task["id"])
         self._started(attempt=attempt, started_at=now, lease_until=now + lease)
 
     @event(RunStarted)
@@ -94,8 +199,97 @@ class JobRun(Aggregate):
         self.attempt = attempt
         self.lease_until = lease_until
         self.status = RunStatus.EXECUTING
+        self.waiting_task = None
         if self.started_at is None:
             self.started_at = started_at
+
+    def executing(self, attempt: int) -> bool:
+        """Whether `attempt` is the run's current execution (fencing for a late answer)."""
+        return self.status is RunStatus.EXECUTING and self.attempt == attempt
+
+    def finish(
+        self, outcome: Outcome, now: datetime, duration_ms: int, environment_type: EnvironmentType
+    ) -> NextExecution | None:
+        """Record how the current execution ended; returns the execution to schedule next, if any."""
+        if outcome.completed_task is not None:
+            completed_id, serialized = outcome.completed_task
+            self.complete_task(completed_id, serialized, None, now, serialized_output=True)
+        if outcome.next is Next.COMPLETE:
+            assert outcome.status is not None
+            if outcome.task is not None:
+                self._fail_open_task(outcome.task["id"], outcome.error, now)
+            self.complete(outcome.status, outcome.output, outcome.error, duration_ms)
+            return None
+        if outcome.next is Next.CANCELED:
+            return None
+        if outcome.next is Next.RETRY_RUN:
+            if not policies.may_retry(self.failures + 1, environment_type):
+                self.complete(RunStatus.FAILURE, None, outcome.error, duration_ms)
+                return None
+            retry_at = policies.retry_at(now, self.failures + 1)
+            self._retry_scheduled(
+                attempt=self.attempt + 1, retry_at=retry_at, error=outcome.error, duration_ms=duration_ms
+            )
+            return NextExecution(self.attempt + 1, retry_at)
+        if outcome.next is Next.YIELD:
+            if self.yields + 1 > policies.MAX_YIELDS:
+                error = {"message": f"the run yielded more than {policies.MAX_YIELDS} times", "name": "Error"}
+                self.complete(RunStatus.FAILURE, None, error, duration_ms)
+                return None
+            self._yielded(attempt=self.attempt + 1, reason=outcome.reason, duration_ms=duration_ms)
+            return NextExecution(self.attempt + 1, now)
+        waits = [outcome] if outcome.next is not Next.PARALLEL else list(outcome.children)
+        failed = next((child for child in waits if child.next is Next.COMPLETE), None)
+        if failed is not None:
+            return self.finish(failed, now, duration_ms, environment_type)
+        resume_at, waiting_on = self._wait_for(waits, now)
+        self._waiting(attempt=self.attempt + 1, resume_at=resume_at, task_id=waiting_on, duration_ms=duration_ms)
+        return None if resume_at is None else NextExecution(self.attempt + 1, resume_at)
+
+    def _wait_for(self, waits: list[Outcome], now: datetime) -> tuple[datetime | None, str | None]:
+        due_times: list[datetime] = []
+        waiting_on: str | None = None
+        for wait in waits:
+            assert wait.task is not None
+            known = self.tasks.get(wait.task["id"])
+            if wait.next is Next.RETRY_TASK and wait.retry_at is not None and known is not None:
+                self._task_retry_scheduled(task_id=wait.task["id"], error=wait.error, retry_at=iso(wait.retry_at))
+                due_times.append(wait.retry_at)
+            elif known is not None and known["status"] == TaskStatus.COMPLETED:
+                due_times.append(now)  # finished meanwhile: continue at once
+            elif known is not None and (known.get("operation") or known.get("callbackUrl")):
+                waiting_on = known["id"]  # resumed when the task is completed through the API
+            else:
+                delay = (known or wait.task).get("delayUntil")
+                due_times.append(max(now, datetime.fromisoformat(delay)) if delay else now)
+        if due_times:
+            return min(due_times), None
+        return None, waiting_on
+
+    @event(RunRetryScheduled)
+    def _retry_scheduled(
+        self, attempt: int, retry_at: datetime, error: dict[str, Any] | None, duration_ms: int
+    ) -> None:
+        self.status = RunStatus.WAITING_TO_EXECUTE
+        self.failures += 1
+        self.execution_ms += duration_ms
+        self.lease_until = None
+
+    @event(RunYielded)
+    def _yielded(self, attempt: int, reason: str, duration_ms: int) -> None:
+        self.status = RunStatus.WAITING_TO_EXECUTE
+        self.yields += 1
+        self.execution_ms += duration_ms
+        self.lease_until = None
+        if reason:
+            self.yielded_keys.append(reason)
+
+    @event(RunWaiting)
+    def _waiting(self, attempt: int, resume_at: datetime | None, task_id: str | None, duration_ms: int) -> None:
+        self.status = RunStatus.WAITING_TO_CONTINUE
+        self.execution_ms += duration_ms
+        self.lease_until = None
+        self.waiting_task = task_id
 
     def complete(
         self, status: RunStatus, output: Any = None, error: dict[str, Any] | None = None, duration_ms: int = 0
@@ -111,6 +305,158 @@ class JobRun(Aggregate):
         self.output = output
         self.error = error
         self.lease_until = None
+        self.execution_ms += duration_ms
+
+    # -- tasks ------------------------------------------------------------------------------------
+
+    def create_task(
+        self, spec: dict[str, Any], now: datetime, callback_url: Callable[[str], str] | None = None
+    ) -> dict[str, Any]:
+        """The task for this idempotency key: the existing one, or a new one. `callback_url` names the URL
+        that completes a task with a callback, given the task's id."""
+        id = task_id(self.id, spec["idempotencyKey"])
+        existing = self.tasks.get(id)
+        if existing is not None:
+            return existing
+        url = callback_url(id) if callback_url is not None else None
+        task = new_task(self.id, spec, now, self.status is RunStatus.CANCELED, url)
+        self._task_started(task=task)
+        return self.tasks[task["id"]]
+
+    @event(TaskStarted)
+    def _task_started(self, task: dict[str, Any]) -> None:
+        self.tasks[task["id"]] = dict(task)
+
+    def complete_task(
+        self, id: str, output: Any, properties: Any, now: datetime, serialized_output: bool = False
+    ) -> dict[str, Any]:
+        task = self._task(id)
+        if task["status"] in (TaskStatus.COMPLETED, TaskStatus.ERRORED, TaskStatus.CANCELED):
+            return task
+        if serialized_output and isinstance(output, str):
+            output = _json_loads(output)
+        self._task_completed(task_id=id, output=output, output_properties=properties, completed_at=iso(now))
+        if self.waiting_task == id and self.status is RunStatus.WAITING_TO_CONTINUE:
+            self._resumed(attempt=self.attempt + 1, task_id=id)
+        return self.tasks[id]
+
+    @event(TaskCompleted)
+    def _task_completed(self, task_id: str, output: Any, output_properties: Any, completed_at: str) -> None:
+        task = self.tasks[task_id]
+        task.update(status=TaskStatus.COMPLETED.value, output=output, completedAt=completed_at)
+        if output_properties is not None:
+            task["outputProperties"] = output_properties
+
+    @event(RunResumed)
+    def _resumed(self, attempt: int, task_id: str) -> None:
+        self.waiting_task = None
+
+    def resumed_execution(self) -> NextExecution | None:
+        """The execution a task completion just made due, if it did."""
+        last = self.pending_events[-1] if self.pending_events else None
+        if isinstance(last, JobRun.RunResumed):
+            return NextExecution(last.attempt, last.timestamp)
+        return None
+
+    def fail_task(self, id: str, error: Any, now: datetime) -> dict[str, Any]:
+        task = self._task(id)
+        if task["status"] in (TaskStatus.COMPLETED, TaskStatus.ERRORED, TaskStatus.CANCELED):
+            return task
+        self._task_failed(task_id=id, error=error, completed_at=iso(now))
+        return self.tasks[id]
+
+    def _fail_open_task(self, id: str, error: Any, now: datetime) -> None:
+        task = self.tasks.get(id)
+        if task is not None and task["status"] not in (TaskStatus.COMPLETED, TaskStatus.ERRORED):
+            self._task_failed(task_id=id, error=error, completed_at=iso(now))
+
+    @event(TaskFailed)
+    def _task_failed(self, task_id: str, error: Any, completed_at: str) -> None:
+        self.tasks[task_id].update(status=TaskStatus.ERRORED.value, output=error, completedAt=completed_at)
+
+    @event(TaskRetryScheduled)
+    def _task_retry_scheduled(self, task_id: str, error: Any, retry_at: str) -> None:
+        task = self.tasks[task_id]
+        task.update(status=TaskStatus.WAITING.value, delayUntil=retry_at, attempts=task["attempts"] + 1)
+
+    @event(TaskResumed)
+    def _task_resumed(self, task_id: str) -> None:
+        self.tasks[task_id].update(status=TaskStatus.RUNNING.value, delayUntil=None)
+
+    def _task(self, id: str) -> dict[str, Any]:
+        task = self.tasks.get(id)
+        if task is None:
+            raise UnknownTask(id)
+        return task
+
+    def completed_tasks(self) -> list[dict[str, Any]]:
+        """Completed tasks sent back to the endpoint so the job replays past them."""
+        return [
+            {
+                "id": t["id"],
+                "idempotencyKey": t["idempotencyKey"],
+                "status": t["status"],
+                "noop": t["noop"],
+                "output": t["output"],
+                "parentId": t["parentId"],
+            }
+            for t in self.tasks.values()
+            if t["status"] == TaskStatus.COMPLETED and not t["noop"]
+        ]
+
+    # -- statuses, subscriptions, notifications ---------------------------------------------------
+
+    def update_status(
+        self, key: str, label: str | None, state: str | None, data: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        self._status_updated(key=key, label=label, state=state, data=data)
+        return self.statuses[key]
+
+    @event(StatusUpdated)
+    def _status_updated(self, key: str, label: str | None, state: str | None, data: dict[str, Any] | None) -> None:
+        previous = self.statuses.get(key)
+        if previous is None:
+            record: dict[str, Any] = {"key": key, "label": label or key, "history": []}
+        else:
+            record = previous
+            record["history"].append({k: v for k, v in previous.items() if k in ("label", "state", "data")})
+            if label is not None:
+                record["label"] = label
+        if state is not None:
+            record["state"] = state
+        if data is not None:
+            record["data"] = data
+        self.statuses[key] = record
+
+    def subscribe_endpoint(self, on_success: bool, on_failure: bool) -> None:
+        if (on_success, on_failure) != (self.subscriptions["SUCCESS"], self.subscriptions["FAILURE"]):
+            self._endpoint_subscribed(on_success=on_success, on_failure=on_failure)
+
+    @event(EndpointSubscribed)
+    def _endpoint_subscribed(self, on_success: bool, on_failure: bool) -> None:
+        self.subscriptions = {"SUCCESS": on_success, "FAILURE": on_failure}
+
+    def notification_targets(self) -> list[str]:
+        """Who hears about this finished run: the invoker's callback URL, and the endpoint if it asked."""
+        if not self.is_terminal:
+            return []
+        targets = ["callback"] if self.callback_url else []
+        outcome = "SUCCESS" if self.status is RunStatus.SUCCESS else "FAILURE"
+        if self.subscriptions[outcome]:
+            targets.append("endpoint")
+        return targets
+
+    def accepts_notification(self, target: str, attempt: int) -> bool:
+        return target not in self.delivered and attempt == self.notifications.get(target, 0) + 1
+
+    def notification_attempted(self, target: str, attempt: int, delivered: bool, detail: str) -> None:
+        self._notification_attempted(target=target, attempt=attempt, delivered=delivered, detail=detail)
+
+    @event(NotificationAttempted)
+    def _notification_attempted(self, target: str, attempt: int, delivered: bool, detail: str) -> None:
+        self.notifications[target] = attempt
+        if delivered:
+            self.delivered.add(target)
 
 
 class StaleAttempt(Exception):
@@ -121,6 +467,12 @@ class StaleAttempt(Exception):
         self.current = current
 
 
+class UnknownTask(KeyError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+
 def validate_tags(tags: list[str]) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise ValueError(f"a run takes at most {MAX_TAGS} tags, got {len(tags)}")
@@ -128,3 +480,10 @@ def validate_tags(tags: list[str]) -> list[str]:
         if not tag or len(tag) > 64:
             raise ValueError("each tag must be 1 to 64 characters")
     return tags
+
+
+def _json_loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -39,6 +39,10 @@ def changes(event: Any) -> Iterator[Change]:
                 {"status": RunStatus.EXECUTING.value, "attempt": event.attempt, "updated_at": at},
                 fill={"started_at": event.started_at},
             )
+        case JobRun.RunRetryScheduled() | JobRun.RunYielded():
+            yield Change(tables.run_status, key, {"status": RunStatus.WAITING_TO_EXECUTE.value, "updated_at": at})
+        case JobRun.RunWaiting():
+            yield Change(tables.run_status, key, {"status": RunStatus.WAITING_TO_CONTINUE.value, "updated_at": at})
         case JobRun.RunCompleted():
             yield Change(
                 tables.run_status,

@@ -1,7 +1,9 @@
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -11,6 +13,7 @@ from app.container import Container
 from app.db import migrate
 from app.embedded import free_port
 from app.environments import EnvironmentInfo, create_environment
+from app.roles import ROLES, run_roles
 from app.settings import Settings
 from app.store import EventStore
 from domain.environments import EnvironmentType
@@ -47,14 +50,20 @@ async def database_url(postgres_url: str) -> AsyncIterator[str]:
     await admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def api_port() -> int:
+    """The port every test's API listens on, so the Node endpoint knows where to call back."""
+    return free_port()
+
+
 @pytest.fixture
-def settings(database_url: str, kafka_bootstrap: str) -> Settings:
+def settings(database_url: str, kafka_bootstrap: str, api_port: int) -> Settings:
     unique = uuid.uuid4().hex[:8]
     return replace(
         Settings(),
         database_url=database_url,
         kafka_bootstrap_servers=kafka_bootstrap,
-        port=free_port(),
+        port=api_port,
         execution_topic=f"job-execution-{unique}",
         consumer_group=f"jobs-worker-{unique}",
         kafka_session_timeout_ms=2000,
@@ -85,10 +94,27 @@ def store(container: Container) -> EventStore:
 
 
 @pytest.fixture(scope="session")
-def compat_endpoint() -> Iterator[NodeEndpoint]:
+def compat_endpoint(api_port: int) -> Iterator[NodeEndpoint]:
     """The real @trigger.dev/sdk endpoint; its key is the `environment` fixture's key."""
-    with node_endpoint() as endpoint:
+    with node_endpoint(api_url=f"http://127.0.0.1:{api_port}") as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+async def stack(container: Container, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API, relay and worker running in this process; yields a client of the API."""
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(run_roles(settings, ROLES, stop, ready.set))
+    async with asyncio.timeout(30):
+        await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        await task
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=30) as client:
+        yield client
+    stop.set()
+    async with asyncio.timeout(30):
+        await task
 
 
 @pytest.fixture

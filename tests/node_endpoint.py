@@ -11,6 +11,17 @@ from pathlib import Path
 COMPAT_DIR = Path(__file__).parent / "compat"
 COMPAT_API_KEY = "tr_dev_compat0000000000000000"
 ENDPOINT_ID = "compat-endpoint"
+# The jobs tests/compat/server.js defines, with the event that triggers each.
+COMPAT_JOBS = {
+    "return-value": "compat.return",
+    "throws": "compat.throws",
+    "with-schema": "compat.schema",
+    "two-steps": "compat.steps",
+    "waits": "compat.wait",
+    "flaky-task": "compat.flaky",
+    "sends-event": "compat.send",
+    "chained": "compat.chained",
+}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ const client = new TriggerClient({
   apiUrl: process.env.TRIGGER_API_URL,
 });
 
-// None of these jobs use `io`, so executing them never calls back to TRIGGER_API_URL.
+// The first three jobs do not use `io`, so executing them never calls back to TRIGGER_API_URL.
 client.defineJob({
   id: "return-value",
   name: "Return value",
@@ -39,6 +39,86 @@ client.defineJob({
   version: "1.0.0",
   trigger: eventTrigger({ name: "compat.schema", schema: z.object({ n: z.number() }) }),
   run: async (payload) => ({ doubled: payload.n * 2 }),
+});
+
+// Counters per run, kept across re-executions, so a test can see that a finished step never runs again.
+const calls = {};
+function count(runId, step) {
+  calls[runId] = calls[runId] ?? {};
+  calls[runId][step] = (calls[runId][step] ?? 0) + 1;
+  return calls[runId][step];
+}
+
+client.defineJob({
+  id: "two-steps",
+  name: "Two steps",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.steps" }),
+  run: async (payload, io, ctx) => {
+    count(ctx.run.id, "executions");
+    const first = await io.runTask("step-1", async () => {
+      count(ctx.run.id, "step-1");
+      return { a: 1 };
+    });
+    await io.logger.info("between the steps", { first });
+    const progress = await io.createStatus("progress", { label: "Halfway", state: "loading", data: { p: 0.5 } });
+    await io.wait("pause", 1);
+    const second = await io.runTask("step-2", async () => {
+      count(ctx.run.id, "step-2");
+      return { b: 2 };
+    });
+    await progress.update("done", { state: "success", data: { p: 1 } });
+    return { first, second, calls: calls[ctx.run.id] };
+  },
+});
+
+client.defineJob({
+  id: "waits",
+  name: "Waits",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.wait" }),
+  run: async (payload, io) => {
+    await io.wait("sleep", payload.seconds ?? 2);
+    return { woke: true };
+  },
+});
+
+client.defineJob({
+  id: "flaky-task",
+  name: "Flaky task",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.flaky" }),
+  run: async (payload, io, ctx) => {
+    const result = await io.runTask(
+      "flaky",
+      async () => {
+        const attempt = count(ctx.run.id, "flaky");
+        if (attempt <= 2) throw new Error(`flaky failure ${attempt}`);
+        return { attempt };
+      },
+      { retry: { limit: 5, minTimeoutInMs: 200, factor: 1, randomize: false } }
+    );
+    return result;
+  },
+});
+
+client.defineJob({
+  id: "sends-event",
+  name: "Sends an event",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.send" }),
+  run: async (payload, io, ctx) => {
+    const sent = await io.sendEvent("send", { name: "compat.chained", payload: { from: ctx.run.id, n: payload.n } });
+    return { sentEventId: sent.id };
+  },
+});
+
+client.defineJob({
+  id: "chained",
+  name: "Triggered by another job",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.chained" }),
+  run: async (payload) => ({ received: payload }),
 });
 
 const app = express();

@@ -15,7 +15,7 @@ import httpx
 import psutil
 
 from app.embedded import free_port
-from tests.node_endpoint import COMPAT_API_KEY, NodeEndpoint, node_endpoint
+from tests.node_endpoint import COMPAT_API_KEY, COMPAT_JOBS, NodeEndpoint, node_endpoint
 
 TERMINAL = {"SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "CANCELED", "UNRESOLVED_AUTH", "INVALID_PAYLOAD"}
 
@@ -100,7 +100,7 @@ async def exercise(client: httpx.AsyncClient, endpoint: NodeEndpoint) -> list[st
     registered = await client.post("/api/v1/endpoints", json={"id": endpoint.endpoint_id, "url": endpoint.url})
     assert registered.status_code == 200, registered.text
     jobs = {job["id"] for job in (await client.get("/api/v1/jobs")).json()["jobs"]}
-    assert jobs == {"return-value", "throws", "with-schema"}
+    assert jobs == set(COMPAT_JOBS)
 
     submitted = time.perf_counter()
     accepted = await client.post("/api/v1/jobs/return-value/test", json={"payload": {"x": 1}})

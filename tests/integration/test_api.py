@@ -10,7 +10,7 @@ from app.container import Container
 from app.environments import EnvironmentInfo
 from app.store import UnitOfWork
 from tests.helpers import count, outbox_messages, register
-from tests.node_endpoint import NodeEndpoint
+from tests.node_endpoint import COMPAT_JOBS, NodeEndpoint
 
 
 @pytest.fixture
@@ -40,12 +40,10 @@ async def test_register_endpoint_indexes_its_jobs(
         headers=auth(environment),
     )
     assert response.status_code == 200, response.text
-    assert {j["id"] for j in response.json()["jobs"]} == {"return-value", "throws", "with-schema"}
+    assert {j["id"] for j in response.json()["jobs"]} == set(COMPAT_JOBS)
     jobs = (await client.get("/api/v1/jobs", headers=auth(environment))).json()["jobs"]
     assert [(j["id"], j["version"], j["event"]) for j in jobs] == [
-        ("return-value", "1.0.0", "compat.return"),
-        ("throws", "1.0.0", "compat.throws"),
-        ("with-schema", "1.0.0", "compat.schema"),
+        (slug, "1.0.0", COMPAT_JOBS[slug]) for slug in sorted(COMPAT_JOBS)
     ]
     job = (await client.get("/api/v1/jobs/return-value", headers=auth(environment))).json()
     assert job["title"] == "Return value"

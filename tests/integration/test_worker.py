@@ -7,9 +7,11 @@ from sqlalchemy import text
 from app import commands, kafka
 from app.container import Container
 from app.environments import EnvironmentInfo
+from app.executor import RunExecutor
 from app.messages import encode_message
+from app.notifier import Notifier
 from app.settings import Settings
-from app.worker import RunExecutor, Worker
+from app.worker import Dispatcher, Worker
 from domain.runs import JobRun
 from domain.status import RunStatus
 from tests.helpers import count, outbox_messages, register, wait_for
@@ -18,7 +20,7 @@ from tests.node_endpoint import NodeEndpoint
 
 @pytest.fixture
 async def executor(container: Container, settings: Settings) -> RunExecutor:
-    return RunExecutor(container.store, container.endpoint_client, settings.lease_seconds)
+    return RunExecutor(container.store, container.endpoint_client, settings.execution_topic, settings.lease_seconds)
 
 
 async def event_types(container: Container, run_id: UUID) -> list[str]:
@@ -99,7 +101,8 @@ async def test_a_worker_in_the_consumer_group_skips_a_redelivered_message(
     await producer.stop()
     consumer = kafka.consumer(settings, settings.execution_topic)
     await consumer.start()
-    worker = Worker(consumer, executor, concurrency=8)
+    notifier = Notifier(container.store, container.endpoint_client, settings.execution_topic)
+    worker = Worker(consumer, Dispatcher(executor, notifier), concurrency=8)
     task = asyncio.create_task(worker.run())
     try:
         await wait_for(lambda: _handled(executor, worker), timeout=60)

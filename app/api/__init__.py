@@ -1,0 +1,43 @@
+"""The HTTP API (Litestar): trigger.dev v2 paths, scoped to the environment of the caller's API key."""
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from app.api import catalog, events, runs
+from app.api.common import (
+    caller_environment,
+    client_error,
+    database_unavailable,
+    http_error,
+    internal_error,
+    validation_error,
+)
+from app.container import Container
+from app.errors import ClientError
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(container: Container) -> Litestar:
+    return Litestar(
+        route_handlers=[*catalog.HANDLERS, *runs.HANDLERS, *events.HANDLERS],
+        dependencies={"env": Provide(caller_environment)},
+        exception_handlers={
+            ClientError: client_error,
+            ValidationException: validation_error,
+            HTTPException: http_error,
+            OperationalError: database_unavailable,
+            DBAPIError: database_unavailable,
+            PoolTimeout: database_unavailable,
+            OSError: database_unavailable,
+            Exception: internal_error,
+        },
+        state=State({"container": container}),
+        openapi_config=OpenAPIConfig(title="Jobs service", version="0.1.0", path="/schema"),
+        request_max_body_size=MAX_BODY_BYTES,
+    )

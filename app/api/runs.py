@@ -1,0 +1,253 @@
+"""Runs: TestJob, invoke, reading a run, and the task API the trigger.dev SDK calls while a job executes."""
+
+from typing import Any
+
+import msgspec
+from litestar import Response, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import text
+
+from app import commands
+from app.api.common import AnyRequest, check_url, container_of, iso, parse_run_id
+from app.environments import EnvironmentInfo
+from app.errors import ClientError, NotFound
+from app.run_commands import RunCommands
+
+CACHED_TASKS_VERSION = "2023-09-29"
+SERIALIZED_OUTPUT_VERSION = "2023-11-01"
+
+_RUN = text(
+    "SELECT id, status, started_at, updated_at, completed_at, output, error FROM run_status "
+    "WHERE id = :id AND environment_id = :env"
+)
+
+
+class TestJobBody(msgspec.Struct):
+    payload: Any = None
+    version: str | None = None
+
+
+class TestJobResponse(msgspec.Struct):
+    runId: str
+    eventId: str
+    status: str
+
+
+class InvokeOptions(msgspec.Struct):
+    accountId: str | None = None
+    callbackUrl: str | None = None
+
+
+class InvokeBody(msgspec.Struct):
+    payload: Any = None
+    context: Any = None
+    options: InvokeOptions | None = None
+
+
+class CompleteTaskBody(msgspec.Struct):
+    output: Any = None
+    properties: Any = None
+
+
+class TaskError(msgspec.Struct):
+    message: str
+    name: str | None = None
+    stack: str | None = None
+
+
+class FailTaskBody(msgspec.Struct):
+    error: TaskError
+
+
+class StatusBody(msgspec.Struct):
+    label: str | None = None
+    state: str | None = None
+    data: dict[str, Any] | None = None
+
+
+def _commands(request: AnyRequest) -> RunCommands:
+    container = container_of(request)
+    return RunCommands(
+        container.store,
+        container.settings.execution_topic,
+        container.settings.api_url,
+        container.authenticator.api_key,
+    )
+
+
+@post("/api/v1/jobs/{job_slug:str}/test", status_code=202)
+async def test_job(
+    request: AnyRequest,
+    job_slug: FromPath[str],
+    env: NamedDependency[EnvironmentInfo],
+    data: JSONBody[TestJobBody | None] = None,
+) -> TestJobResponse:
+    body = data or TestJobBody()
+    container = container_of(request)
+    created = await commands.test_job(
+        container.store, container.settings.execution_topic, env, job_slug, body.payload, body.version
+    )
+    return TestJobResponse(runId=str(created.run_id), eventId=created.event_id, status="QUEUED")
+
+
+@post("/api/v1/jobs/{job_slug:str}/invoke", status_code=200)
+async def invoke_job(
+    request: AnyRequest, job_slug: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[InvokeBody]
+) -> dict[str, str]:
+    callback_url = data.options.callbackUrl if data.options else None
+    if callback_url is not None:
+        check_url(callback_url, "options.callbackUrl")
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > 200:
+        raise ClientError("`Idempotency-Key` is longer than 200 characters")
+    container = container_of(request)
+    run_id = await commands.invoke_job(
+        container.store,
+        container.settings.execution_topic,
+        env,
+        job_slug,
+        data.payload,
+        data.context,
+        callback_url,
+        key,
+    )
+    return {"id": str(run_id)}
+
+
+@get("/api/v2/runs/{run_id:str}")
+async def get_run(request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo]) -> dict[str, Any]:
+    key = parse_run_id(run_id)
+    container = container_of(request)
+    async with container.engine.connect() as conn:
+        row = (await conn.execute(_RUN, {"id": key, "env": env.id})).first()
+    if row is None:
+        raise NotFound(f"run {run_id!r} not found")
+    run = await _commands(request).get(env.id, key)
+    return {
+        "id": str(row.id),
+        "status": row.status,
+        "startedAt": iso(row.started_at),
+        "updatedAt": iso(row.updated_at),
+        "completedAt": iso(row.completed_at),
+        "output": row.error if row.error is not None else row.output,
+        "tasks": [_task_view(task) for task in run.tasks.values()],
+        "statuses": list(run.statuses.values()),
+        "nextCursor": None,
+    }
+
+
+@get("/api/v2/runs/{run_id:str}/statuses")
+async def get_run_statuses(
+    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo]
+) -> dict[str, Any]:
+    run = await _commands(request).get(env.id, parse_run_id(run_id))
+    output = run.error if run.error is not None else run.output
+    return {
+        "run": {"id": str(run.id), "status": run.status.value, "output": output},
+        "statuses": list(run.statuses.values()),
+    }
+
+
+@post("/api/v1/runs/{run_id:str}/tasks", status_code=200)
+async def create_task(
+    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[dict[str, Any]]
+) -> Response[Any]:
+    spec = dict(data)
+    spec.setdefault("idempotencyKey", request.headers.get("idempotency-key"))
+    task = await _commands(request).create_task(env.id, parse_run_id(run_id), spec)
+    if request.headers.get("trigger-version") == CACHED_TASKS_VERSION:
+        return Response({"task": task}, headers={"trigger-version": CACHED_TASKS_VERSION})
+    return Response(task)
+
+
+@post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/complete", status_code=200)
+async def complete_task(
+    request: AnyRequest,
+    run_id: FromPath[str],
+    task_id: FromPath[str],
+    env: NamedDependency[EnvironmentInfo],
+    data: JSONBody[CompleteTaskBody],
+) -> dict[str, Any]:
+    serialized = request.headers.get("trigger-version") == SERIALIZED_OUTPUT_VERSION
+    return await _commands(request).complete_task(
+        env.id, parse_run_id(run_id), task_id, data.output, data.properties, serialized
+    )
+
+
+@post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/fail", status_code=200)
+async def fail_task(
+    request: AnyRequest,
+    run_id: FromPath[str],
+    task_id: FromPath[str],
+    env: NamedDependency[EnvironmentInfo],
+    data: JSONBody[FailTaskBody],
+) -> dict[str, Any]:
+    error = msgspec.structs.asdict(data.error)
+    error = {k: v for k, v in error.items() if v is not None}
+    return await _commands(request).fail_task(env.id, parse_run_id(run_id), task_id, error)
+
+
+@post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/callback/{secret:str}", status_code=200)
+async def task_callback(
+    request: AnyRequest, run_id: FromPath[str], task_id: FromPath[str], secret: FromPath[str]
+) -> dict[str, bool]:
+    body = await request.body()
+    try:
+        output = msgspec.json.decode(body) if body else None
+    except msgspec.DecodeError:
+        raise ClientError("the callback body must be JSON") from None
+    await _commands(request).complete_by_callback(parse_run_id(run_id), task_id, secret, output)
+    return {"ok": True}
+
+
+@put("/api/v1/runs/{run_id:str}/statuses/{status_id:str}", status_code=200)
+async def update_status(
+    request: AnyRequest,
+    run_id: FromPath[str],
+    status_id: FromPath[str],
+    env: NamedDependency[EnvironmentInfo],
+    data: JSONBody[StatusBody],
+) -> dict[str, Any]:
+    if data.state is not None and data.state not in ("loading", "success", "failure"):
+        raise ClientError("`state` must be one of loading, success, failure")
+    return await _commands(request).update_status(
+        env.id, parse_run_id(run_id), status_id, data.label, data.state, data.data
+    )
+
+
+def _task_view(task: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "id",
+        "name",
+        "icon",
+        "startedAt",
+        "completedAt",
+        "status",
+        "displayKey",
+        "params",
+        "output",
+        "outputProperties",
+        "error",
+        "parentId",
+        "style",
+        "description",
+        "properties",
+        "idempotencyKey",
+        "attempts",
+        "noop",
+    )
+    return {key: task.get(key) for key in keys}
+
+
+HANDLERS = [
+    test_job,
+    invoke_job,
+    get_run,
+    get_run_statuses,
+    create_task,
+    complete_task,
+    fail_task,
+    task_callback,
+    update_status,
+]

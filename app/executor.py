@@ -1,0 +1,203 @@
+"""Executes one run attempt: start it, call the endpoint with EXECUTE_JOB, record how the execution ended."""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import msgspec
+from sqlalchemy import text
+
+from app.endpoint_client import EndpointClient, EndpointError
+from app.messages import ExecuteJobRun
+from app.run_writes import CONFLICT_RETRIES, save_run
+from app.store import ConcurrencyConflict, EventStore
+from domain import execution
+from domain.environments import EnvironmentType
+from domain.event_records import EventRecord
+from domain.runs import JobRun
+from domain.status import RunStatus
+
+log = logging.getLogger(__name__)
+
+_TARGET = text(
+    "SELECT ep.url, e.slug, e.type, s.api_key, v.metadata FROM endpoints ep "
+    "JOIN environments e ON e.id = ep.environment_id "
+    "JOIN environment_secrets s ON s.environment_id = e.id "
+    "LEFT JOIN job_versions v ON v.environment_id = e.id AND v.job_slug = :job AND v.version = :version "
+    "WHERE ep.id = :endpoint_id"
+)
+
+ORGANIZATION = {"id": "default", "title": "Default", "slug": "default"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str
+    environment_slug: str
+    environment_type: EnvironmentType
+    api_key: str
+    version_enabled: bool
+
+
+class RunExecutor:
+    def __init__(self, store: EventStore, client: EndpointClient, topic: str, lease_seconds: float) -> None:
+        self.store = store
+        self.client = client
+        self.topic = topic
+        self.lease = timedelta(seconds=lease_seconds)
+        self.counts: Counter[str] = Counter()
+
+    async def handle(self, message: ExecuteJobRun) -> str:
+        outcome = await self._handle(message)
+        self.counts[outcome] += 1
+        return outcome
+
+    async def _handle(self, message: ExecuteJobRun) -> str:
+        run = await self.store.get(UUID(message.run_id), JobRun)
+        if run is None:
+            log.warning("run %s does not exist; message skipped", message.run_id)
+            return "missing"
+        if not run.accepts_attempt(message.attempt):
+            log.info(
+                "run %s attempt %d is a duplicate or stale delivery (at attempt %d, %s); skipped",
+                run.id,
+                message.attempt,
+                run.attempt,
+                run.status,
+            )
+            return "duplicate"
+        target = await self._target(run)
+        if stop := self._refusal(run, target):
+            status, reason = stop
+            run.complete(status, error={"message": reason, "name": "Error"})
+            return await self._save(run, "ended before executing")
+        assert target is not None
+        started = datetime.now(UTC)
+        run.start(message.attempt, started, self.lease)
+        if await self._save(run, "started") != "started":
+            return "duplicate"
+        record = await self.store.get(UUID(run.event_record_id), EventRecord)
+        assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
+        outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
+        return await self._finish(run.id, message.attempt, outcome, subscriptions, started, target)
+
+    def _refusal(self, run: JobRun, target: Target | None) -> tuple[RunStatus, str] | None:
+        if target is None:
+            return RunStatus.FAILURE, f"endpoint {run.endpoint_id} is not registered"
+        if not target.version_enabled:
+            return RunStatus.ABORTED, f"version {run.job_version} of job {run.job_slug} is disabled"
+        if reason := run.limit_reached():
+            return RunStatus.TIMED_OUT, reason
+        return None
+
+    async def _call(self, target: Target, body: dict[str, Any]) -> tuple[execution.Outcome, dict[str, bool] | None]:
+        try:
+            response = await self.client.call(target.url, target.api_key, "EXECUTE_JOB", body)
+        except EndpointError as error:
+            return execution.from_transport_failure(str(error), isinstance(error.__cause__, httpx.ReadTimeout)), None
+        if not 200 <= response.status_code < 300:
+            return execution.from_response(response.status_code, None), None
+        try:
+            answer = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            return execution.from_response(response.status_code, None), None
+        return execution.from_response(response.status_code, answer), _subscriptions(response)
+
+    async def _finish(
+        self,
+        run_id: UUID,
+        attempt: int,
+        outcome: execution.Outcome,
+        subscriptions: dict[str, bool] | None,
+        started: datetime,
+        target: Target,
+    ) -> str:
+        """Record the outcome on the run as it is now: the SDK wrote tasks to it while the job executed."""
+        for _ in range(CONFLICT_RETRIES):
+            run = await self.store.get(run_id, JobRun)
+            assert run is not None
+            if not run.executing(attempt):
+                log.warning(
+                    "run %s: the answer of attempt %d came after the run moved on (%s, attempt %d); recorded nothing",
+                    run_id,
+                    attempt,
+                    run.status,
+                    run.attempt,
+                )
+                return "stale"
+            if subscriptions is not None:
+                run.subscribe_endpoint(subscriptions["SUCCESS"], subscriptions["FAILURE"])
+            now = datetime.now(UTC)
+            duration_ms = int((now - started).total_seconds() * 1000)
+            next_execution = run.finish(outcome, now, duration_ms, target.environment_type)
+            try:
+                async with self.store.transaction() as uow:
+                    await save_run(uow, self.topic, run, next_execution)
+            except ConcurrencyConflict:
+                continue
+            return "completed" if run.is_terminal else "continued"
+        raise ConcurrencyConflict(f"run {run_id} kept changing while its execution was recorded")
+
+    async def _save(self, run: JobRun, outcome: str) -> str:
+        try:
+            async with self.store.transaction() as uow:
+                await save_run(uow, self.topic, run)
+        except ConcurrencyConflict:
+            log.info("run %s changed meanwhile (another worker); skipped", run.id)
+            return "duplicate"
+        return outcome
+
+    async def _target(self, run: JobRun) -> Target | None:
+        params = {"endpoint_id": UUID(run.endpoint_id), "job": run.job_slug, "version": run.job_version}
+        async with self.store.engine.connect() as conn:
+            row = (await conn.execute(_TARGET, params)).first()
+        if row is None:
+            return None
+        enabled = row.metadata is None or row.metadata.get("enabled", True) is not False
+        return Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
+
+
+def _subscriptions(response: httpx.Response) -> dict[str, bool] | None:
+    raw = response.headers.get("x-trigger-run-metadata")
+    if not raw:
+        return None
+    try:
+        metadata = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(metadata, dict):
+        return None
+    return {"SUCCESS": bool(metadata.get("successSubscription")), "FAILURE": bool(metadata.get("failedSubscription"))}
+
+
+def run_job_body(run: JobRun, record: EventRecord, target: Target, started: datetime) -> dict[str, Any]:
+    """The RunJobBody of an EXECUTE_JOB call."""
+    return {
+        "event": {
+            "id": record.event_id,
+            "name": record.name,
+            "payload": record.payload,
+            "context": record.context,
+            "timestamp": record.sent_at,
+            "deliverAt": record.deliver_at,
+        },
+        "job": {"id": run.job_slug, "version": run.job_version},
+        "run": {
+            "id": str(run.id),
+            "isTest": run.is_test,
+            "isRetry": run.failures > 0,
+            "startedAt": _iso(run.started_at or started),
+        },
+        "environment": {"id": run.environment_id, "slug": target.environment_slug, "type": target.environment_type},
+        "organization": ORGANIZATION,
+        "tasks": run.completed_tasks(),
+        "yieldedExecutions": run.yielded_keys,
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,63 @@
+"""Saving a run together with what its new events set in motion: the next execution, notifications."""
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from uuid import UUID
+
+from app.errors import NotFound
+from app.messages import ExecuteJobRun, NotifyRun, outbox_message
+from app.store import ConcurrencyConflict, EventStore, UnitOfWork
+from domain.runs import JobRun, NextExecution
+
+T = TypeVar("T")
+CONFLICT_RETRIES = 8
+
+
+def execution_message(run: JobRun, attempt: int) -> ExecuteJobRun:
+    return ExecuteJobRun(
+        run_id=str(run.id),
+        event_record_id=run.event_record_id,
+        job_slug=run.job_slug,
+        job_version=run.job_version,
+        attempt=attempt,
+        priority=run.priority,
+        tags=run.tags,
+    )
+
+
+async def save_run(uow: UnitOfWork, topic: str, run: JobRun, next_execution: NextExecution | None = None) -> None:
+    events = await uow.save(run)
+    messages = []
+    if next_execution is not None:
+        message = execution_message(run, next_execution.attempt)
+        messages.append(outbox_message(topic, str(run.id), message, next_execution.due_at))
+    if any(isinstance(event, JobRun.RunCompleted) for event in events):
+        for target in run.notification_targets():
+            messages.append(outbox_message(topic, str(run.id), NotifyRun(str(run.id), target, 1)))
+    if messages:
+        await uow.enqueue(*messages)
+
+
+async def change_run(
+    store: EventStore,
+    topic: str,
+    run_id: UUID,
+    environment_id: UUID | None,
+    change: Callable[[JobRun], T | Awaitable[T]],
+) -> T:
+    """Load the run, apply `change`, save with its follow-ups; reloads and re-applies on a conflicting write."""
+    for _ in range(CONFLICT_RETRIES):
+        run = await store.get(run_id, JobRun)
+        if run is None or (environment_id is not None and run.environment_id != str(environment_id)):
+            raise NotFound(f"run {run_id} not found")
+        result = change(run)
+        if isinstance(result, Awaitable):
+            result = await result
+        next_execution = run.resumed_execution()
+        try:
+            async with store.transaction() as uow:
+                await save_run(uow, topic, run, next_execution)
+        except ConcurrencyConflict:
+            continue
+        return result
+    raise ConcurrencyConflict(f"run {run_id} kept changing under this write")
