@@ -1,0 +1,224 @@
+"""trigger.dev v2 jobs written with the real @trigger.dev/sdk, run unchanged on this service."""
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from app.container import Container
+from app.environments import EnvironmentInfo
+from domain.runs import JobRun
+from tests.helpers import wait_for
+from tests.node_endpoint import NodeEndpoint
+
+TERMINAL = {"SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "CANCELED", "UNRESOLVED_AUTH", "INVALID_PAYLOAD"}
+
+
+@pytest.fixture
+async def api(
+    stack: httpx.AsyncClient, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> AsyncIterator[httpx.AsyncClient]:
+    stack.headers["Authorization"] = f"Bearer {environment.api_key}"
+    registered = await stack.post(
+        "/api/v1/endpoints", json={"id": compat_endpoint.endpoint_id, "url": compat_endpoint.url}
+    )
+    assert registered.status_code == 200, registered.text
+    yield stack
+
+
+async def finished(api: httpx.AsyncClient, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    async def done() -> dict[str, Any] | None:
+        run: dict[str, Any] = (await api.get(f"/api/v2/runs/{run_id}")).json()
+        return run if run["status"] in TERMINAL else None
+
+    result: dict[str, Any] = await wait_for(done, timeout=timeout)
+    return result
+
+
+async def test_job(api: httpx.AsyncClient, slug: str, payload: Any = None) -> str:
+    response = await api.post(f"/api/v1/jobs/{slug}/test", json={"payload": payload or {}})
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["runId"]
+    return run_id
+
+
+test_job.__test__ = False  # type: ignore[attr-defined]
+
+
+async def event_types(container: Container, run_id: str) -> list[str]:
+    from uuid import UUID
+
+    return [type(e).__name__ for e in await container.store.load_events(UUID(run_id))]
+
+
+async def test_each_step_runs_once_though_the_job_is_re_executed(api: httpx.AsyncClient, container: Container) -> None:
+    run = await finished(api, await test_job(api, "two-steps"))
+    assert run["status"] == "SUCCESS", run
+    output = run["output"]
+    assert output["first"] == {"a": 1} and output["second"] == {"b": 2}
+    assert output["calls"]["executions"] >= 2  # io.wait made the service execute the job again
+    assert output["calls"]["step-1"] == 1 and output["calls"]["step-2"] == 1
+    tasks = {task["name"]: task for task in run["tasks"]}
+    assert tasks["log"]["noop"] and tasks["log"]["status"] == "COMPLETED"
+    assert tasks["log"]["description"] == "between the steps"
+    assert tasks["wait"]["status"] == "COMPLETED"
+    assert [t["status"] for t in run["tasks"] if t["name"] == "Task"] == ["COMPLETED", "COMPLETED"]
+    (status,) = run["statuses"]
+    assert status["key"] == "progress"
+    assert (status["label"], status["state"], status["data"]) == ("Halfway", "success", {"p": 1})
+    assert status["history"] == [{"label": "Halfway", "state": "loading", "data": {"p": 0.5}}]
+    statuses = (await api.get(f"/api/v2/runs/{run['id']}/statuses")).json()
+    assert statuses["run"]["status"] == "SUCCESS" and statuses["statuses"] == run["statuses"]
+    history = await event_types(container, run["id"])
+    assert history.count("RunStarted") == output["calls"]["executions"]
+    assert "RunWaiting" in history
+
+
+async def test_io_wait_resumes_no_earlier_than_its_delay(api: httpx.AsyncClient) -> None:
+    run = await finished(api, await test_job(api, "waits", {"seconds": 2}))
+    assert run["status"] == "SUCCESS" and run["output"] == {"woke": True}
+    (wait,) = run["tasks"]
+    waited = datetime.fromisoformat(run["completedAt"]) - datetime.fromisoformat(wait["startedAt"])
+    assert waited.total_seconds() >= 2
+
+
+async def test_a_task_that_throws_twice_is_retried_by_the_sdk_and_succeeds(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    run = await finished(api, await test_job(api, "flaky-task"))
+    assert run["status"] == "SUCCESS", run
+    assert run["output"] == {"attempt": 3}
+    (task,) = run["tasks"]
+    assert (task["status"], task["attempts"]) == ("COMPLETED", 3)
+    history = await event_types(container, run["id"])
+    assert history.count("TaskRetryScheduled") == 2
+    assert history.count("RunStarted") == 3
+
+
+async def test_send_event_triggers_a_second_job(api: httpx.AsyncClient) -> None:
+    run = await finished(api, await test_job(api, "sends-event", {"n": 7}))
+    assert run["status"] == "SUCCESS", run
+    event_id = run["output"]["sentEventId"]
+    event = (await api.get(f"/api/v2/events/{event_id}")).json()
+    assert event["name"] == "compat.chained"
+    (chained,) = event["runs"]
+    second = await finished(api, chained["id"])
+    assert second["status"] == "SUCCESS"
+    assert second["output"] == {"received": {"from": run["id"], "n": 7}}
+
+
+async def test_an_invalid_payload_for_a_job_with_a_schema(api: httpx.AsyncClient) -> None:
+    run = await finished(api, await test_job(api, "with-schema", {"n": "not a number"}))
+    assert run["status"] == "INVALID_PAYLOAD"
+    assert run["output"]["errors"][0]["path"] == ["n"]
+
+
+class CallbackReceiver:
+    """A real HTTP server that records what the service POSTs to a callback URL."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.fail_first = fail_first
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> "CallbackReceiver":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/callback"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
+        headers = {k.lower(): v for k, v in headers.items()}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.received.append((headers, body))
+        status = "500 Internal Server Error" if len(self.received) <= self.fail_first else "200 OK"
+        writer.write(f"HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+
+async def test_invoke_with_a_callback_url_posts_a_signed_notification(
+    api: httpx.AsyncClient, environment: EnvironmentInfo, container: Container
+) -> None:
+    async with CallbackReceiver(fail_first=1) as receiver:
+        body = {"payload": {"x": 1}, "context": {"c": 2}, "options": {"callbackUrl": receiver.url}}
+        first = await api.post("/api/v1/jobs/return-value/invoke", json=body, headers={"Idempotency-Key": "k-1"})
+        again = await api.post("/api/v1/jobs/return-value/invoke", json=body, headers={"Idempotency-Key": "k-1"})
+        assert first.status_code == again.status_code == 200, first.text
+        run_id = first.json()["id"]
+        assert again.json()["id"] == run_id
+        run = await finished(api, run_id)
+        assert run["status"] == "SUCCESS"
+        await wait_for(lambda: _delivered(container, run_id), timeout=30)
+    assert len(receiver.received) == 2  # the first try answered 500 and was retried
+    headers, content = receiver.received[-1]
+    expected = hmac.new(environment.api_key.encode(), content, hashlib.sha256).hexdigest()
+    assert headers["x-trigger-signature-256"] == expected
+    notification = json.loads(content)
+    assert (notification["id"], notification["ok"], notification["status"]) == (run_id, True, "SUCCESS")
+    assert notification["output"] == {"ok": True, "echo": {"x": 1}}
+    assert notification["invocation"]["payload"] == {"x": 1}
+    assert notification["invocation"]["context"] == {"c": 2}
+    assert notification["job"] == {"id": "return-value", "version": "1.0.0"}
+
+
+async def _delivered(container: Container, run_id: str) -> bool:
+    from uuid import UUID
+
+    run = await container.store.get(UUID(run_id), JobRun)
+    return run is not None and "callback" in run.delivered
+
+
+async def test_events_trigger_matching_jobs_once_per_event_id(api: httpx.AsyncClient) -> None:
+    sent = await api.post("/api/v1/events", json={"event": {"id": "e-1", "name": "compat.return", "payload": {"v": 1}}})
+    assert sent.status_code == 200, sent.text
+    log = sent.json()
+    assert (log["id"], log["name"], log["payload"], log["cancelledAt"]) == ("e-1", "compat.return", {"v": 1}, None)
+    again = await api.post("/api/v1/events", json={"event": {"id": "e-1", "name": "compat.return", "payload": {}}})
+    assert again.json()["payload"] == {"v": 1}
+    event = (await api.get("/api/v2/events/e-1")).json()
+    (run,) = event["runs"]
+    assert (await finished(api, run["id"]))["output"] == {"ok": True, "echo": {"v": 1}}
+    nothing = await api.post("/api/v1/events", json={"event": {"id": "e-2", "name": "no.such.event"}})
+    assert nothing.status_code == 200
+    assert (await api.get("/api/v2/events/e-2")).json()["runs"] == []
+
+
+async def test_scheduled_events_deliver_later_and_can_be_canceled(api: httpx.AsyncClient) -> None:
+    bulk = await api.post(
+        "/api/v1/events/bulk",
+        json={
+            "events": [{"id": "later", "name": "compat.return"}, {"id": "never", "name": "compat.return"}],
+            "options": {"deliverAfter": 1},
+        },
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert all(e["deliverAt"] and e["deliveredAt"] is None for e in bulk.json())
+    canceled = await api.post("/api/v1/events/never/cancel")
+    assert canceled.json()["cancelledAt"] is not None
+    assert (await api.get("/api/v2/events/later")).json()["runs"] == []
+
+    async def delivered() -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = (await api.get("/api/v2/events/later")).json()["runs"]
+        return runs
+
+    (run,) = await wait_for(delivered, timeout=30)
+    assert (await finished(api, run["id"]))["status"] == "SUCCESS"
+    await asyncio.sleep(1.5)
+    assert (await api.get("/api/v2/events/never")).json()["runs"] == []
