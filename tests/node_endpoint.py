@@ -21,6 +21,10 @@ COMPAT_JOBS = {
     "flaky-task": "compat.flaky",
     "sends-event": "compat.send",
     "chained": "compat.chained",
+    "disabled": "compat.disabled",
+    "task-fails": "compat.task-fails",
+    "filtered": "compat.order",
+    "notified": "compat.notified",
 }
 
 

@@ -121,6 +121,50 @@ client.defineJob({
   run: async (payload) => ({ received: payload }),
 });
 
+client.defineJob({
+  id: "disabled",
+  name: "Disabled",
+  version: "1.0.0",
+  enabled: false,
+  trigger: eventTrigger({ name: "compat.disabled" }),
+  run: async () => ({ ran: true }),
+});
+
+client.defineJob({
+  id: "task-fails",
+  name: "Task fails",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.task-fails" }),
+  run: async (payload, io) => {
+    await io.runTask("doomed", async () => {
+      throw new Error("task failed for good");
+    });
+  },
+});
+
+client.defineJob({
+  id: "filtered",
+  name: "Only gold orders",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.order", filter: { tier: ["gold"], total: [{ $gt: 100 }] } }),
+  run: async (payload) => ({ order: payload }),
+});
+
+client.defineJob({
+  id: "notified",
+  name: "Hears how its runs end",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.notified" }),
+  run: async () => ({ done: true }),
+  onSuccess: async (notification) => {
+    await client.sendEvent({
+      id: `heard-${notification.id}`,
+      name: "compat.heard",
+      payload: { status: notification.status, output: notification.output },
+    });
+  },
+});
+
 const app = express();
 // No body parser: the adapter streams the raw request body into the SDK.
 app.use(createMiddleware(client, "/api/trigger"));

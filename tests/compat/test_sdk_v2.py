@@ -222,3 +222,47 @@ async def test_scheduled_events_deliver_later_and_can_be_canceled(api: httpx.Asy
     assert (await finished(api, run["id"]))["status"] == "SUCCESS"
     await asyncio.sleep(1.5)
     assert (await api.get("/api/v2/events/never")).json()["runs"] == []
+
+
+async def test_a_disabled_job_version_is_aborted(api: httpx.AsyncClient) -> None:
+    run = await finished(api, await test_job(api, "disabled"))
+    assert run["status"] == "ABORTED"
+    assert "disabled" in run["output"]["message"]
+
+
+async def test_a_task_that_fails_without_retry_fails_the_run(api: httpx.AsyncClient, container: Container) -> None:
+    run = await finished(api, await test_job(api, "task-fails"))
+    assert run["status"] == "FAILURE"
+    assert run["output"]["message"] == "task failed for good"
+    (task,) = run["tasks"]
+    assert task["status"] == "ERRORED"
+    assert task["output"]["message"] == "task failed for good"
+    assert "TaskFailed" in await event_types(container, run["id"])
+
+
+async def test_trigger_filters_pick_the_events_a_job_runs_for(api: httpx.AsyncClient) -> None:
+    orders = {
+        "gold-big": {"tier": "gold", "total": 150},
+        "gold-small": {"tier": "gold", "total": 50},
+        "silver-big": {"tier": "silver", "total": 500},
+    }
+    for event_id, payload in orders.items():
+        sent = await api.post(
+            "/api/v1/events", json={"event": {"id": event_id, "name": "compat.order", "payload": payload}}
+        )
+        assert sent.status_code == 200, sent.text
+    runs = {event_id: (await api.get(f"/api/v2/events/{event_id}")).json()["runs"] for event_id in orders}
+    assert [len(runs[e]) for e in orders] == [1, 0, 0]
+    assert (await finished(api, runs["gold-big"][0]["id"]))["output"] == {"order": orders["gold-big"]}
+
+
+async def test_an_endpoint_that_asks_hears_of_its_runs_by_run_notification(api: httpx.AsyncClient) -> None:
+    run = await finished(api, await test_job(api, "notified"))
+    assert run["status"] == "SUCCESS"
+
+    async def heard() -> dict[str, Any] | None:
+        response = await api.get(f"/api/v2/events/heard-{run['id']}")
+        return response.json() if response.status_code == 200 else None
+
+    event = await wait_for(heard, timeout=30)
+    assert event["name"] == "compat.heard"
