@@ -146,3 +146,33 @@ def test_statuses_keep_their_history() -> None:
         "history": [{"label": "Working", "state": "loading", "data": {"p": 0.1}}],
     }
     assert run.update_status("bare", None, None, None) == {"key": "bare", "label": "bare", "history": []}
+
+
+def test_parallel_children_resume_at_the_earliest_and_retry_their_tasks() -> None:
+    run = started_run()
+    soon, later = NOW + timedelta(seconds=1), NOW + timedelta(seconds=9)
+    parent = run.create_task({"idempotencyKey": "p", "name": "parallel"}, NOW)
+    waiting = run.create_task({"idempotencyKey": "w", "noop": True, "delayUntil": iso(later)}, NOW)
+    flaky = run.create_task({"idempotencyKey": "f"}, NOW)
+    body = {
+        "status": "RESUME_WITH_PARALLEL_TASK",
+        "task": parent,
+        "childErrors": [
+            {"status": "RESUME_WITH_TASK", "task": waiting},
+            {"status": "RETRY_WITH_TASK", "task": flaky, "error": {"message": "x"}, "retryAt": iso(soon)},
+        ],
+    }
+    assert run.finish(from_body(body), NOW, 1, PROD) == NextExecution(2, soon)
+    assert run.tasks[flaky["id"]]["status"] == "WAITING"
+
+
+def test_a_failed_parallel_child_fails_the_run() -> None:
+    run = started_run()
+    parent = run.create_task({"idempotencyKey": "p"}, NOW)
+    body = {
+        "status": "RESUME_WITH_PARALLEL_TASK",
+        "task": parent,
+        "childErrors": [{"status": "ERROR", "error": {"message": "child broke"}}],
+    }
+    assert run.finish(from_body(body), NOW, 1, PROD) is None
+    assert run.status is RunStatus.FAILURE and run.error == {"message": "child broke"}
