@@ -12,7 +12,7 @@ from app.endpoint_client import EndpointClient, EndpointError
 from app.environments import EnvironmentInfo
 from app.errors import NotFound, Unprocessable
 from app.messages import DeliverEvent, outbox_message
-from app.run_writes import execution_message
+from app.run_writes import execution_outbox
 from app.store import ConcurrencyConflict, EventStore, OutboxMessage
 from domain import ids
 from domain.endpoints import Endpoint
@@ -41,6 +41,13 @@ class CreatedRun:
 
 
 @dataclass(frozen=True, slots=True)
+class RunOptions:
+    priority: int | None = None
+    tags: tuple[str, ...] = ()
+    callback_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobVersion:
     job_slug: str
     version: str
@@ -58,6 +65,21 @@ class JobVersion:
     @property
     def enabled(self) -> bool:
         return self.metadata.get("enabled", True) is not False
+
+    @property
+    def concurrency(self) -> tuple[str | None, int | None]:
+        """The concurrency key and limit of this version's runs: its own, or a named group's."""
+        limit = self.metadata.get("concurrencyLimit")
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            return f"job:{self.job_slug}@{self.version}", limit
+        if isinstance(limit, dict) and isinstance(limit.get("id"), str) and isinstance(limit.get("limit"), int):
+            return f"group:{limit['id']}", max(1, limit["limit"])
+        return None, None
+
+    @property
+    def default_priority(self) -> int:
+        priority = self.metadata.get("priority", 0)
+        return priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
 
     def triggered_by(self, record: EventRecord) -> bool:
         trigger = self.metadata.get("trigger") or {}
@@ -105,7 +127,13 @@ async def job_version(store: EventStore, env: EnvironmentInfo, job_slug: str, ve
 
 
 async def test_job(
-    store: EventStore, topic: str, env: EnvironmentInfo, job_slug: str, payload: Any, version: str | None
+    store: EventStore,
+    topic: str,
+    env: EnvironmentInfo,
+    job_slug: str,
+    payload: Any,
+    version: str | None,
+    options: RunOptions = RunOptions(),
 ) -> CreatedRun:
     """TestJob: record a test event and create its run, with the run's execution in the outbox."""
     job = await job_version(store, env, job_slug, version)
@@ -119,7 +147,7 @@ async def test_job(
             job.event_source,
             is_test=True,
         )
-        run = _new_run(uuid4(), job, record)
+        run = _new_run(uuid4(), job, record, options)
         try:
             await _save_new(store, topic, record, [run])
         except ConcurrencyConflict:
@@ -135,7 +163,7 @@ async def invoke_job(
     job_slug: str,
     payload: Any,
     context: Any,
-    callback_url: str | None,
+    options: RunOptions,
     idempotency_key: str | None,
 ) -> UUID:
     """Invoke a job directly; the same idempotency key gives back the same run."""
@@ -146,7 +174,7 @@ async def invoke_job(
     else:
         run_id, event_id = uuid4(), str(uuid4())
     record = _record(env, event_id, job.event_name, payload, context or {}, "trigger.dev", is_test=False)
-    run = _new_run(run_id, job, record, callback_url)
+    run = _new_run(run_id, job, record, options)
     try:
         await _save_new(store, topic, record, [run])
     except ConcurrencyConflict:
@@ -242,7 +270,8 @@ def _record(
     )
 
 
-def _new_run(run_id: UUID, job: JobVersion, record: EventRecord, callback_url: str | None = None) -> JobRun:
+def _new_run(run_id: UUID, job: JobVersion, record: EventRecord, options: RunOptions = RunOptions()) -> JobRun:
+    concurrency_key, concurrency_limit = job.concurrency
     return JobRun(
         id=run_id,
         environment_id=record.environment_id,
@@ -251,12 +280,16 @@ def _new_run(run_id: UUID, job: JobVersion, record: EventRecord, callback_url: s
         job_version=job.version,
         event_record_id=str(record.id),
         is_test=record.is_test,
-        callback_url=callback_url,
+        priority=job.default_priority if options.priority is None else options.priority,
+        tags=list(options.tags),
+        callback_url=options.callback_url,
+        concurrency_key=concurrency_key,
+        concurrency_limit=concurrency_limit,
     )
 
 
 async def _save_new(store: EventStore, topic: str, record: EventRecord, runs: list[JobRun]) -> None:
-    messages: list[OutboxMessage] = [outbox_message(topic, str(run.id), execution_message(run, 1)) for run in runs]
+    messages: list[OutboxMessage] = [execution_outbox(topic, run, 1) for run in runs]
     async with store.transaction() as uow:
         await uow.save(record, *runs)
         if messages:

@@ -1,6 +1,7 @@
 """Executes one run attempt: start it, call the endpoint with EXECUTE_JOB, record how the execution ended."""
 
 import logging
+import random
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from sqlalchemy import text
 
 from app.endpoint_client import EndpointClient, EndpointError
 from app.messages import ExecuteJobRun
-from app.run_writes import CONFLICT_RETRIES, save_run
+from app.run_writes import CONFLICT_RETRIES, execution_outbox, save_run
 from app.store import ConcurrencyConflict, EventStore
 from domain import execution
 from domain.environments import EnvironmentType
@@ -30,6 +31,13 @@ _TARGET = text(
     "LEFT JOIN job_versions v ON v.environment_id = e.id AND v.job_slug = :job AND v.version = :version "
     "WHERE ep.id = :endpoint_id"
 )
+
+# Starts of runs that share a concurrency key take turns, so the count below cannot be raced.
+_LOCK_CONCURRENCY_KEY = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))")
+_EXECUTING = text(
+    "SELECT count(*) FROM run_status WHERE environment_id = :env AND concurrency_key = :key AND status = 'EXECUTING'"
+)
+CONCURRENCY_RECHECK = timedelta(milliseconds=200)
 
 ORGANIZATION = {"id": "default", "title": "Default", "slug": "default"}
 
@@ -78,8 +86,8 @@ class RunExecutor:
         assert target is not None
         started = datetime.now(UTC)
         run.start(message.attempt, started, self.lease)
-        if await self._save(run, "started") != "started":
-            return "duplicate"
+        if (start := await self._save_start(run, message.attempt, started)) != "started":
+            return start
         record = await self.store.get(UUID(run.event_record_id), EventRecord)
         assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
         outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
@@ -141,6 +149,28 @@ class RunExecutor:
                 continue
             return "completed" if run.is_terminal else "continued"
         raise ConcurrencyConflict(f"run {run_id} kept changing while its execution was recorded")
+
+    async def _save_start(self, run: JobRun, attempt: int, now: datetime) -> str:
+        """Save the start, unless the run's concurrency limit is reached: then it waits, as a later message."""
+        try:
+            async with self.store.transaction() as uow:
+                if run.concurrency_key and run.concurrency_limit:
+                    params = {
+                        "env": UUID(run.environment_id),
+                        "key": run.concurrency_key,
+                        "lock": f"{run.environment_id}:{run.concurrency_key}",
+                    }
+                    await uow.conn.execute(_LOCK_CONCURRENCY_KEY, params)
+                    executing = (await uow.conn.execute(_EXECUTING, params)).scalar_one()
+                    if executing >= run.concurrency_limit:
+                        due = now + CONCURRENCY_RECHECK * (1 + random.random())
+                        await uow.enqueue(execution_outbox(self.topic, run, attempt, due))
+                        return "deferred"
+                await save_run(uow, self.topic, run)
+        except ConcurrencyConflict:
+            log.info("run %s changed meanwhile (another worker); skipped", run.id)
+            return "duplicate"
+        return "started"
 
     async def _save(self, run: JobRun, outcome: str) -> str:
         try:

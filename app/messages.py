@@ -46,5 +46,21 @@ def decode_message(value: bytes) -> Message:
     return message
 
 
-def outbox_message(topic: str, key: str, message: Message, due_at: datetime | None = None) -> OutboxMessage:
-    return OutboxMessage(topic, key, encode_message(message), {"type": type(message).__name__}, due_at)
+HIGH_LANE_SUFFIX = ".high"
+
+
+def lane_topics(base: str) -> tuple[str, str]:
+    """The execution lanes, drained in this order: the high-priority lane first."""
+    return base + HIGH_LANE_SUFFIX, base
+
+
+def lane_topic(base: str, priority: int) -> str:
+    return lane_topics(base)[0] if priority > 0 else base
+
+
+def outbox_message(
+    topic: str, key: str, message: Message, due_at: datetime | None = None, headers: dict[str, str] | None = None
+) -> OutboxMessage:
+    return OutboxMessage(
+        topic, key, encode_message(message), {"type": type(message).__name__, **(headers or {})}, due_at
+    )

@@ -12,6 +12,7 @@ from app import kafka
 from app.api import create_app
 from app.container import Container
 from app.executor import RunExecutor
+from app.messages import lane_topics
 from app.notifier import Notifier
 from app.settings import Settings
 from app.worker import Dispatcher, Worker
@@ -62,7 +63,7 @@ async def run_roles(
             relay = OutboxRelay(container.engine, producer, settings.relay_batch_size, settings.relay_poll_seconds)
             tasks.append(asyncio.create_task(relay.run(), name="relay"))
         if "worker" in roles:
-            consumer = kafka.consumer(settings, settings.execution_topic)
+            consumer = kafka.consumer(settings, *lane_topics(settings.execution_topic))
             await consumer.start()
             stack.push_async_callback(consumer.stop)
             topic = settings.execution_topic
@@ -70,7 +71,8 @@ async def run_roles(
                 RunExecutor(container.store, container.endpoint_client, topic, settings.lease_seconds),
                 Notifier(container.store, container.endpoint_client, topic),
             )
-            worker = Worker(consumer, dispatcher, settings.worker_concurrency)
+            high_lane = lane_topics(settings.execution_topic)[0]
+            worker = Worker(consumer, dispatcher, settings.worker_concurrency, high_lane)
             tasks.append(asyncio.create_task(worker.run(), name="worker"))
         if server is not None:
             while not server.started:

@@ -1,20 +1,23 @@
 """Saving a run together with what its new events set in motion: the next execution, notifications."""
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
 from app.errors import NotFound
-from app.messages import ExecuteJobRun, NotifyRun, outbox_message
-from app.store import ConcurrencyConflict, EventStore, UnitOfWork
+from app.messages import ExecuteJobRun, NotifyRun, lane_topic, outbox_message
+from app.store import ConcurrencyConflict, EventStore, OutboxMessage, UnitOfWork
 from domain.runs import JobRun, NextExecution
 
 T = TypeVar("T")
+ENDINGS = (JobRun.RunCompleted, JobRun.RunCanceled)
 CONFLICT_RETRIES = 8
 
 
-def execution_message(run: JobRun, attempt: int) -> ExecuteJobRun:
-    return ExecuteJobRun(
+def execution_outbox(topic: str, run: JobRun, attempt: int, due_at: datetime | None = None) -> OutboxMessage:
+    """The outbox row that starts `attempt` of the run: on its priority lane, with its tags as a header."""
+    message = ExecuteJobRun(
         run_id=str(run.id),
         event_record_id=run.event_record_id,
         job_slug=run.job_slug,
@@ -23,15 +26,16 @@ def execution_message(run: JobRun, attempt: int) -> ExecuteJobRun:
         priority=run.priority,
         tags=run.tags,
     )
+    headers = {"tags": ",".join(run.tags)} if run.tags else None
+    return outbox_message(lane_topic(topic, run.priority), str(run.id), message, due_at, headers)
 
 
 async def save_run(uow: UnitOfWork, topic: str, run: JobRun, next_execution: NextExecution | None = None) -> None:
     events = await uow.save(run)
     messages = []
     if next_execution is not None:
-        message = execution_message(run, next_execution.attempt)
-        messages.append(outbox_message(topic, str(run.id), message, next_execution.due_at))
-    if any(isinstance(event, JobRun.RunCompleted) for event in events):
+        messages.append(execution_outbox(topic, run, next_execution.attempt, next_execution.due_at))
+    if run.is_terminal and any(isinstance(event, ENDINGS) for event in events):
         for target in run.notification_targets():
             messages.append(outbox_message(topic, str(run.id), NotifyRun(str(run.id), target, 1)))
     if messages:

@@ -20,6 +20,8 @@ from app.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
+Batches = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+
 
 class Dispatcher:
     def __init__(self, executor: RunExecutor, notifier: Notifier) -> None:
@@ -39,19 +41,32 @@ class Dispatcher:
 
 
 class Worker:
-    def __init__(self, consumer: AIOKafkaConsumer, dispatcher: Dispatcher, concurrency: int = 64) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, dispatcher: Dispatcher, concurrency: int = 64, high_lane: str | None = None
+    ) -> None:
         self.consumer = consumer
         self.dispatcher = dispatcher
         self.concurrency = concurrency
+        self.high_lane = high_lane
         self.malformed = 0
 
     async def run(self) -> None:
         while True:
-            batches = await self.consumer.getmany(timeout_ms=1000, max_records=self.concurrency)
+            batches = await self._next_batches()
             if batches:
                 await self._process(batches)
 
-    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+    async def _next_batches(self) -> Batches:
+        """Whatever waits on the high-priority lane first; then anything."""
+        high = [tp for tp in self.consumer.assignment() if tp.topic == self.high_lane]
+        if high:
+            batches: Batches = await self.consumer.getmany(*high, timeout_ms=0, max_records=self.concurrency)
+            if batches:
+                return batches
+        everything: Batches = await self.consumer.getmany(timeout_ms=1000, max_records=self.concurrency)
+        return everything
+
+    async def _process(self, batches: Batches) -> None:
         limit = asyncio.Semaphore(self.concurrency)
 
         async def one(record: ConsumerRecord[Any, Any]) -> bool:

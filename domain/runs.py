@@ -42,6 +42,8 @@ class JobRun(Aggregate):
         tags: list[str] | None
         queue: str
         callback_url: str | None
+        concurrency_key: str | None
+        concurrency_limit: int | None
 
     class RunStarted(Aggregate.Event):
         TOPIC = "jobs.JobRun.RunStarted"
@@ -79,6 +81,18 @@ class JobRun(Aggregate):
     class RunResumed(Aggregate.Event):
         TOPIC = "jobs.JobRun.RunResumed"
         attempt: int
+        task_id: str
+
+    class RunCanceled(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunCanceled"
+        reason: str
+
+    class RunContinued(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunContinued"
+        attempt: int
+
+    class TaskCanceled(Aggregate.Event):
+        TOPIC = "jobs.JobRun.TaskCanceled"
         task_id: str
 
     class TaskStarted(Aggregate.Event):
@@ -141,6 +155,8 @@ class JobRun(Aggregate):
         tags: list[str] | None = None,
         queue: str = "default",
         callback_url: str | None = None,
+        concurrency_key: str | None = None,
+        concurrency_limit: int | None = None,
     ) -> None:
         self.environment_id = environment_id
         self.endpoint_id = endpoint_id
@@ -152,6 +168,8 @@ class JobRun(Aggregate):
         self.tags = list(tags or [])
         self.queue = queue
         self.callback_url = callback_url
+        self.concurrency_key = concurrency_key
+        self.concurrency_limit = concurrency_limit
         self.status = RunStatus.QUEUED
         self.attempt = 0
         self.lease_until: datetime | None = None
@@ -306,6 +324,44 @@ class JobRun(Aggregate):
         self.error = error
         self.lease_until = None
         self.execution_ms += duration_ms
+
+    def cancel(self, reason: str = "canceled") -> bool:
+        """Cancel the run unless it already ended; its open tasks are canceled with it."""
+        if self.is_terminal:
+            return False
+        for task in list(self.tasks.values()):
+            if task["status"] in (TaskStatus.PENDING, TaskStatus.WAITING, TaskStatus.RUNNING):
+                self._task_canceled(task_id=task["id"])
+        self._canceled(reason=reason)
+        return True
+
+    @event(RunCanceled)
+    def _canceled(self, reason: str) -> None:
+        self.status = RunStatus.CANCELED
+        self.error = {"message": reason, "name": "Canceled"}
+        self.lease_until = None
+        self.waiting_task = None
+
+    @event(TaskCanceled)
+    def _task_canceled(self, task_id: str) -> None:
+        self.tasks[task_id].update(status=TaskStatus.CANCELED.value)
+
+    def continue_run(self, now: datetime) -> NextExecution:
+        """Continue a run that ended unsuccessfully: back to QUEUED, errored tasks running again."""
+        check_transition(self.status, RunStatus.QUEUED)
+        for task in list(self.tasks.values()):
+            if task["status"] in (TaskStatus.ERRORED, TaskStatus.CANCELED):
+                self._task_resumed(task_id=task["id"])
+        self._continued(attempt=self.attempt + 1)
+        return NextExecution(self.attempt + 1, now)
+
+    @event(RunContinued)
+    def _continued(self, attempt: int) -> None:
+        self.status = RunStatus.QUEUED
+        self.output = None
+        self.error = None
+        self.failures = 0
+        self.yields = 0
 
     # -- tasks ------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ def changes(event: Any) -> Iterator[Change]:
                     "is_test": event.is_test,
                     "priority": event.priority,
                     "tags": event.tags or [],
+                    "concurrency_key": event.concurrency_key,
                     "created_at": at,
                     "updated_at": at,
                 },
@@ -43,6 +44,29 @@ def changes(event: Any) -> Iterator[Change]:
             yield Change(tables.run_status, key, {"status": RunStatus.WAITING_TO_EXECUTE.value, "updated_at": at})
         case JobRun.RunWaiting():
             yield Change(tables.run_status, key, {"status": RunStatus.WAITING_TO_CONTINUE.value, "updated_at": at})
+        case JobRun.RunCanceled():
+            yield Change(
+                tables.run_status,
+                key,
+                {
+                    "status": RunStatus.CANCELED.value,
+                    "error": {"message": event.reason, "name": "Canceled"},
+                    "updated_at": at,
+                    "completed_at": at,
+                },
+            )
+        case JobRun.RunContinued():
+            yield Change(
+                tables.run_status,
+                key,
+                {
+                    "status": RunStatus.QUEUED.value,
+                    "output": None,
+                    "error": None,
+                    "updated_at": at,
+                    "completed_at": None,
+                },
+            )
         case JobRun.RunCompleted():
             yield Change(
                 tables.run_status,

@@ -77,6 +77,7 @@ run_status = Table(
     _ts("completed_at", nullable=True),
     Column("output", JSONB(none_as_null=True), nullable=True),
     Column("error", JSONB(none_as_null=True), nullable=True),
+    Column("concurrency_key", Text, nullable=True),
 )
 
 READ_MODELS: tuple[Table, ...] = (environments, endpoints, jobs, job_versions, run_status)

@@ -13,7 +13,9 @@ from app.api.common import AnyRequest, check_url, container_of, iso, parse_run_i
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from app.run_commands import RunCommands
+from domain.runs import validate_tags
 
+MIN_PRIORITY, MAX_PRIORITY = 0, 10
 CACHED_TASKS_VERSION = "2023-09-29"
 SERIALIZED_OUTPUT_VERSION = "2023-11-01"
 
@@ -26,6 +28,8 @@ _RUN = text(
 class TestJobBody(msgspec.Struct):
     payload: Any = None
     version: str | None = None
+    priority: int | None = None
+    tags: list[str] = []
 
 
 class TestJobResponse(msgspec.Struct):
@@ -37,6 +41,8 @@ class TestJobResponse(msgspec.Struct):
 class InvokeOptions(msgspec.Struct):
     accountId: str | None = None
     callbackUrl: str | None = None
+    priority: int | None = None
+    tags: list[str] = []
 
 
 class InvokeBody(msgspec.Struct):
@@ -66,6 +72,18 @@ class StatusBody(msgspec.Struct):
     data: dict[str, Any] | None = None
 
 
+def run_options(priority: int | None, tags: list[str], callback_url: str | None) -> commands.RunOptions:
+    if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ClientError(f"`priority` must be {MIN_PRIORITY} to {MAX_PRIORITY}")
+    try:
+        validate_tags(tags)
+    except ValueError as error:
+        raise ClientError(f"`tags`: {error}") from None
+    if callback_url is not None:
+        check_url(callback_url, "options.callbackUrl")
+    return commands.RunOptions(priority, tuple(tags), callback_url)
+
+
 def _commands(request: AnyRequest) -> RunCommands:
     container = container_of(request)
     return RunCommands(
@@ -85,8 +103,9 @@ async def test_job(
 ) -> TestJobResponse:
     body = data or TestJobBody()
     container = container_of(request)
+    options = run_options(body.priority, body.tags, None)
     created = await commands.test_job(
-        container.store, container.settings.execution_topic, env, job_slug, body.payload, body.version
+        container.store, container.settings.execution_topic, env, job_slug, body.payload, body.version, options
     )
     return TestJobResponse(runId=str(created.run_id), eventId=created.event_id, status="QUEUED")
 
@@ -95,9 +114,8 @@ async def test_job(
 async def invoke_job(
     request: AnyRequest, job_slug: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[InvokeBody]
 ) -> dict[str, str]:
-    callback_url = data.options.callbackUrl if data.options else None
-    if callback_url is not None:
-        check_url(callback_url, "options.callbackUrl")
+    given = data.options or InvokeOptions()
+    options = run_options(given.priority, given.tags, given.callbackUrl)
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise ClientError("`Idempotency-Key` is longer than 200 characters")
@@ -109,7 +127,7 @@ async def invoke_job(
         job_slug,
         data.payload,
         data.context,
-        callback_url,
+        options,
         key,
     )
     return {"id": str(run_id)}
