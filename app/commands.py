@@ -298,3 +298,18 @@ async def _save_new(store: EventStore, topic: str, record: EventRecord, runs: li
 
 def deliver_after(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+async def rerun(store: EventStore, topic: str, env: EnvironmentInfo, run_id: UUID) -> UUID:
+    """A new event (`<original id>:retry:<epoch ms>`, same payload and context) and a new run of the version."""
+    original = await store.get(run_id, JobRun)
+    if original is None or original.environment_id != str(env.id):
+        raise NotFound(f"run {run_id} not found")
+    source = await store.get(UUID(original.event_record_id), EventRecord)
+    assert source is not None, f"event record of run {run_id} is missing"
+    job = await job_version(store, env, original.job_slug, original.job_version)
+    event_id = f"{source.event_id}:retry:{int(time.time() * 1000)}"
+    record = _record(env, event_id, source.name, source.payload, source.context, source.source, source.is_test)
+    run = _new_run(uuid4(), job, record, RunOptions(original.priority, tuple(original.tags), original.callback_url))
+    await _save_new(store, topic, record, [run])
+    return run.id

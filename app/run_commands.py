@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from app.errors import ClientError, NotFound
+from app.queries import run_in_environment
 from app.run_writes import change_run
 from app.store import EventStore
 from domain.runs import JobRun
@@ -77,10 +78,7 @@ class RunCommands:
         return await change_run(self.store, self.topic, run_id, env_id, update)
 
     async def get(self, env_id: UUID, run_id: UUID) -> JobRun:
-        run = await self.store.get(run_id, JobRun)
-        if run is None or run.environment_id != str(env_id):
-            raise NotFound(f"run {run_id} not found")
-        return run
+        return await run_in_environment(self.store, env_id, run_id)
 
 
 def callback_secret(api_key: str, run_id: UUID, task_id: str) -> str:

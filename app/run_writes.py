@@ -5,6 +5,8 @@ from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
+from sqlalchemy import text
+
 from app.errors import NotFound
 from app.messages import ExecuteJobRun, NotifyRun, lane_topic, outbox_message
 from app.store import ConcurrencyConflict, EventStore, OutboxMessage, UnitOfWork
@@ -12,6 +14,7 @@ from domain.runs import JobRun, NextExecution
 
 T = TypeVar("T")
 ENDINGS = (JobRun.RunCompleted, JobRun.RunCanceled)
+_WITHDRAW = text("DELETE FROM outbox WHERE key = :key AND headers ->> 'type' = 'ExecuteJobRun'")
 CONFLICT_RETRIES = 8
 
 
@@ -35,6 +38,8 @@ async def save_run(uow: UnitOfWork, topic: str, run: JobRun, next_execution: Nex
     messages = []
     if next_execution is not None:
         messages.append(execution_outbox(topic, run, next_execution.attempt, next_execution.due_at))
+    if any(isinstance(event, JobRun.RunCanceled) for event in events):
+        await uow.conn.execute(_WITHDRAW, {"key": str(run.id)})
     if run.is_terminal and any(isinstance(event, ENDINGS) for event in events):
         for target in run.notification_targets():
             messages.append(outbox_message(topic, str(run.id), NotifyRun(str(run.id), target, 1)))
@@ -57,7 +62,7 @@ async def change_run(
         result = change(run)
         if isinstance(result, Awaitable):
             result = await result
-        next_execution = run.resumed_execution()
+        next_execution = run.due_execution()
         try:
             async with store.transaction() as uow:
                 await save_run(uow, topic, run, next_execution)

@@ -407,11 +407,11 @@ class JobRun(Aggregate):
     def _resumed(self, attempt: int, task_id: str) -> None:
         self.waiting_task = None
 
-    def resumed_execution(self) -> NextExecution | None:
-        """The execution a task completion just made due, if it did."""
-        last = self.pending_events[-1] if self.pending_events else None
-        if isinstance(last, JobRun.RunResumed):
-            return NextExecution(last.attempt, last.timestamp)
+    def due_execution(self) -> NextExecution | None:
+        """The execution that pending events made due at once (a resumed or continued run), if any."""
+        for pending in reversed(self.pending_events):
+            if isinstance(pending, JobRun.RunResumed | JobRun.RunContinued):
+                return NextExecution(pending.attempt, pending.timestamp)
         return None
 
     def fail_task(self, id: str, error: Any, now: datetime) -> dict[str, Any]:

@@ -121,3 +121,16 @@ async def stack(container: Container, settings: Settings) -> AsyncIterator[httpx
 async def environment(store: EventStore) -> EnvironmentInfo:
     environment_id, api_key = await create_environment(store, "test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
     return EnvironmentInfo(environment_id, "test", EnvironmentType.DEVELOPMENT, api_key)
+
+
+@pytest.fixture
+async def api(
+    stack: httpx.AsyncClient, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the running stack, with the SDK endpoint registered in the test environment."""
+    stack.headers["Authorization"] = f"Bearer {environment.api_key}"
+    registered = await stack.post(
+        "/api/v1/endpoints", json={"id": compat_endpoint.endpoint_id, "url": compat_endpoint.url}
+    )
+    assert registered.status_code == 200, registered.text
+    yield stack

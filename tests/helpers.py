@@ -1,6 +1,7 @@
 import asyncio
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,3 +40,26 @@ async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.05
         while not (result := await predicate()):
             await asyncio.sleep(interval)
     return result
+
+
+TERMINAL = {"SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "CANCELED", "UNRESOLVED_AUTH", "INVALID_PAYLOAD"}
+
+
+async def finished(api: httpx.AsyncClient, run_id: str, timeout: float = 60) -> dict[str, Any]:
+    return await in_status(api, run_id, TERMINAL, timeout)
+
+
+async def in_status(api: httpx.AsyncClient, run_id: str, statuses: set[str], timeout: float = 60) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        run: dict[str, Any] = (await api.get(f"/api/v2/runs/{run_id}")).json()
+        return run if run["status"] in statuses else None
+
+    result: dict[str, Any] = await wait_for(reached, timeout=timeout)
+    return result
+
+
+async def start_test_run(api: httpx.AsyncClient, slug: str, payload: Any = None, **options: Any) -> str:
+    response = await api.post(f"/api/v1/jobs/{slug}/test", json={"payload": payload or {}, **options})
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["runId"]
+    return run_id

@@ -25,6 +25,10 @@ COMPAT_JOBS = {
     "task-fails": "compat.task-fails",
     "filtered": "compat.order",
     "notified": "compat.notified",
+    "sleeps": "compat.sleep",
+    "limited": "compat.limited",
+    "grouped-a": "compat.grouped-a",
+    "grouped-b": "compat.grouped-b",
 }
 
 

@@ -8,27 +8,30 @@ from litestar.openapi import OpenAPIConfig
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.api import catalog, events, runs
+from app.api import catalog, control, events, runs
 from app.api.common import (
     caller_environment,
     client_error,
     database_unavailable,
     http_error,
     internal_error,
+    invalid_transition,
     validation_error,
 )
 from app.container import Container
 from app.errors import ClientError
+from domain.status import InvalidTransition
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(container: Container) -> Litestar:
     return Litestar(
-        route_handlers=[*catalog.HANDLERS, *runs.HANDLERS, *events.HANDLERS],
+        route_handlers=[*catalog.HANDLERS, *runs.HANDLERS, *control.HANDLERS, *events.HANDLERS],
         dependencies={"env": Provide(caller_environment)},
         exception_handlers={
             ClientError: client_error,
+            InvalidTransition: invalid_transition,
             ValidationException: validation_error,
             HTTPException: http_error,
             OperationalError: database_unavailable,

@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
+from domain.status import InvalidTransition
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ def error_response(status: int, message: str, **extra: Any) -> Response[dict[str
 
 def client_error(_: AnyRequest, error: ClientError) -> Response[dict[str, Any]]:
     return error_response(error.status_code, error.message, **error.extra)
+
+
+def invalid_transition(_: AnyRequest, error: InvalidTransition) -> Response[dict[str, Any]]:
+    return error_response(409, f"the run is {error.current}: it cannot go to {error.target}")
 
 
 def validation_error(_: AnyRequest, error: ValidationException) -> Response[dict[str, Any]]:

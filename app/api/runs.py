@@ -1,28 +1,26 @@
 """Runs: TestJob, invoke, reading a run, and the task API the trigger.dev SDK calls while a job executes."""
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Response, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import text
 
-from app import commands
+from app import commands, queries
 from app.api.common import AnyRequest, check_url, container_of, iso, parse_run_id
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from app.run_commands import RunCommands
-from domain.runs import validate_tags
+from domain.runs import JobRun, validate_tags
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
 CACHED_TASKS_VERSION = "2023-09-29"
 SERIALIZED_OUTPUT_VERSION = "2023-11-01"
 
-_RUN = text(
-    "SELECT id, status, started_at, updated_at, completed_at, output, error FROM run_status "
-    "WHERE id = :id AND environment_id = :env"
-)
+_RUN = text("SELECT * FROM run_status WHERE id = :id AND environment_id = :env")
 
 
 class TestJobBody(msgspec.Struct):
@@ -134,21 +132,43 @@ async def invoke_job(
 
 
 @get("/api/v2/runs/{run_id:str}")
-async def get_run(request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo]) -> dict[str, Any]:
+async def get_run(
+    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo], at: FromQuery[str | None] = None
+) -> dict[str, Any]:
+    """The run with its tasks and statuses; with `at`, as it was at that moment, rebuilt from its events."""
     key = parse_run_id(run_id)
     container = container_of(request)
+    run = await _commands(request).get(env.id, key)
+    if at is not None:
+        past = await queries.run_at(container.store, key, _moment(at))
+        if past is None:
+            raise NotFound(f"run {run_id!r} did not exist at {at}")
+        return _run_view(past[1], past[0])
     async with container.engine.connect() as conn:
         row = (await conn.execute(_RUN, {"id": key, "env": env.id})).first()
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
-    run = await _commands(request).get(env.id, key)
+    return _run_view(row._mapping, run)
+
+
+def _moment(at: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise ClientError("`at` must be an ISO date and time") from None
+    if moment.tzinfo is None:
+        raise ClientError("`at` needs a time zone (e.g. Z)")
+    return moment
+
+
+def _run_view(row: Any, run: JobRun) -> dict[str, Any]:
     return {
-        "id": str(row.id),
-        "status": row.status,
-        "startedAt": iso(row.started_at),
-        "updatedAt": iso(row.updated_at),
-        "completedAt": iso(row.completed_at),
-        "output": row.error if row.error is not None else row.output,
+        "id": str(row["id"]),
+        "status": row["status"],
+        "startedAt": iso(row["started_at"]),
+        "updatedAt": iso(row["updated_at"]),
+        "completedAt": iso(row["completed_at"]),
+        "output": row["error"] if row["error"] is not None else row["output"],
         "tasks": [_task_view(task) for task in run.tasks.values()],
         "statuses": list(run.statuses.values()),
         "nextCursor": None,

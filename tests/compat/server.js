@@ -165,6 +165,48 @@ client.defineJob({
   },
 });
 
+// How many runs of each concurrency key are executing at once, and the most seen.
+const active = {};
+const peak = {};
+async function occupy(key, ms) {
+  active[key] = (active[key] ?? 0) + 1;
+  peak[key] = Math.max(peak[key] ?? 0, active[key]);
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  active[key] -= 1;
+  return peak[key];
+}
+
+client.defineJob({
+  id: "sleeps",
+  name: "Sleeps a little",
+  version: "1.0.0",
+  trigger: eventTrigger({ name: "compat.sleep" }),
+  run: async (payload) => {
+    await new Promise((resolve) => setTimeout(resolve, payload.ms ?? 20));
+    return { slept: payload.ms ?? 20 };
+  },
+});
+
+client.defineJob({
+  id: "limited",
+  name: "Two at a time",
+  version: "1.0.0",
+  concurrencyLimit: 2,
+  trigger: eventTrigger({ name: "compat.limited" }),
+  run: async (payload) => ({ peak: await occupy("limited", payload.ms ?? 150) }),
+});
+
+for (const id of ["grouped-a", "grouped-b"]) {
+  client.defineJob({
+    id,
+    name: `Shares a group (${id})`,
+    version: "1.0.0",
+    concurrencyLimit: { id: "pair", limit: 2 },
+    trigger: eventTrigger({ name: `compat.${id}` }),
+    run: async (payload) => ({ peak: await occupy("pair", payload.ms ?? 150) }),
+  });
+}
+
 const app = express();
 // No body parser: the adapter streams the raw request body into the SDK.
 app.use(createMiddleware(client, "/api/trigger"));

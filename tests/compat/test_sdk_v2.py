@@ -4,51 +4,15 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from app.container import Container
 from app.environments import EnvironmentInfo
 from domain.runs import JobRun
-from tests.helpers import wait_for
-from tests.node_endpoint import NodeEndpoint
-
-TERMINAL = {"SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "CANCELED", "UNRESOLVED_AUTH", "INVALID_PAYLOAD"}
-
-
-@pytest.fixture
-async def api(
-    stack: httpx.AsyncClient, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
-) -> AsyncIterator[httpx.AsyncClient]:
-    stack.headers["Authorization"] = f"Bearer {environment.api_key}"
-    registered = await stack.post(
-        "/api/v1/endpoints", json={"id": compat_endpoint.endpoint_id, "url": compat_endpoint.url}
-    )
-    assert registered.status_code == 200, registered.text
-    yield stack
-
-
-async def finished(api: httpx.AsyncClient, run_id: str, timeout: float = 60) -> dict[str, Any]:
-    async def done() -> dict[str, Any] | None:
-        run: dict[str, Any] = (await api.get(f"/api/v2/runs/{run_id}")).json()
-        return run if run["status"] in TERMINAL else None
-
-    result: dict[str, Any] = await wait_for(done, timeout=timeout)
-    return result
-
-
-async def test_job(api: httpx.AsyncClient, slug: str, payload: Any = None) -> str:
-    response = await api.post(f"/api/v1/jobs/{slug}/test", json={"payload": payload or {}})
-    assert response.status_code == 202, response.text
-    run_id: str = response.json()["runId"]
-    return run_id
-
-
-test_job.__test__ = False  # type: ignore[attr-defined]
+from tests.helpers import finished, start_test_run, wait_for
 
 
 async def event_types(container: Container, run_id: str) -> list[str]:
@@ -58,7 +22,7 @@ async def event_types(container: Container, run_id: str) -> list[str]:
 
 
 async def test_each_step_runs_once_though_the_job_is_re_executed(api: httpx.AsyncClient, container: Container) -> None:
-    run = await finished(api, await test_job(api, "two-steps"))
+    run = await finished(api, await start_test_run(api, "two-steps"))
     assert run["status"] == "SUCCESS", run
     output = run["output"]
     assert output["first"] == {"a": 1} and output["second"] == {"b": 2}
@@ -81,7 +45,7 @@ async def test_each_step_runs_once_though_the_job_is_re_executed(api: httpx.Asyn
 
 
 async def test_io_wait_resumes_no_earlier_than_its_delay(api: httpx.AsyncClient) -> None:
-    run = await finished(api, await test_job(api, "waits", {"seconds": 2}))
+    run = await finished(api, await start_test_run(api, "waits", {"seconds": 2}))
     assert run["status"] == "SUCCESS" and run["output"] == {"woke": True}
     (wait,) = run["tasks"]
     waited = datetime.fromisoformat(run["completedAt"]) - datetime.fromisoformat(wait["startedAt"])
@@ -91,7 +55,7 @@ async def test_io_wait_resumes_no_earlier_than_its_delay(api: httpx.AsyncClient)
 async def test_a_task_that_throws_twice_is_retried_by_the_sdk_and_succeeds(
     api: httpx.AsyncClient, container: Container
 ) -> None:
-    run = await finished(api, await test_job(api, "flaky-task"))
+    run = await finished(api, await start_test_run(api, "flaky-task"))
     assert run["status"] == "SUCCESS", run
     assert run["output"] == {"attempt": 3}
     (task,) = run["tasks"]
@@ -102,7 +66,7 @@ async def test_a_task_that_throws_twice_is_retried_by_the_sdk_and_succeeds(
 
 
 async def test_send_event_triggers_a_second_job(api: httpx.AsyncClient) -> None:
-    run = await finished(api, await test_job(api, "sends-event", {"n": 7}))
+    run = await finished(api, await start_test_run(api, "sends-event", {"n": 7}))
     assert run["status"] == "SUCCESS", run
     event_id = run["output"]["sentEventId"]
     event = (await api.get(f"/api/v2/events/{event_id}")).json()
@@ -114,7 +78,7 @@ async def test_send_event_triggers_a_second_job(api: httpx.AsyncClient) -> None:
 
 
 async def test_an_invalid_payload_for_a_job_with_a_schema(api: httpx.AsyncClient) -> None:
-    run = await finished(api, await test_job(api, "with-schema", {"n": "not a number"}))
+    run = await finished(api, await start_test_run(api, "with-schema", {"n": "not a number"}))
     assert run["status"] == "INVALID_PAYLOAD"
     assert run["output"]["errors"][0]["path"] == ["n"]
 
@@ -225,13 +189,13 @@ async def test_scheduled_events_deliver_later_and_can_be_canceled(api: httpx.Asy
 
 
 async def test_a_disabled_job_version_is_aborted(api: httpx.AsyncClient) -> None:
-    run = await finished(api, await test_job(api, "disabled"))
+    run = await finished(api, await start_test_run(api, "disabled"))
     assert run["status"] == "ABORTED"
     assert "disabled" in run["output"]["message"]
 
 
 async def test_a_task_that_fails_without_retry_fails_the_run(api: httpx.AsyncClient, container: Container) -> None:
-    run = await finished(api, await test_job(api, "task-fails"))
+    run = await finished(api, await start_test_run(api, "task-fails"))
     assert run["status"] == "FAILURE"
     assert run["output"]["message"] == "task failed for good"
     (task,) = run["tasks"]
@@ -257,7 +221,7 @@ async def test_trigger_filters_pick_the_events_a_job_runs_for(api: httpx.AsyncCl
 
 
 async def test_an_endpoint_that_asks_hears_of_its_runs_by_run_notification(api: httpx.AsyncClient) -> None:
-    run = await finished(api, await test_job(api, "notified"))
+    run = await finished(api, await start_test_run(api, "notified"))
     assert run["status"] == "SUCCESS"
 
     async def heard() -> dict[str, Any] | None:

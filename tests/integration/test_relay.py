@@ -1,6 +1,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -101,3 +102,39 @@ async def test_the_running_relay_wakes_on_notify(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await producer.stop()
+
+
+async def test_an_execution_carries_its_tags_as_a_header_on_its_priority_lane(
+    settings: Settings, store: EventStore, consumer: AIOKafkaConsumer
+) -> None:
+    from app.messages import lane_topics
+    from app.run_writes import execution_outbox
+    from domain.runs import JobRun
+
+    run = JobRun(
+        id=uuid4(),
+        environment_id=str(uuid4()),
+        endpoint_id="e",
+        job_slug="j",
+        job_version="1",
+        event_record_id="r",
+        is_test=False,
+        tags=["blue", "fast"],
+        priority=3,
+    )
+    message = execution_outbox(settings.execution_topic, run, 1)
+    assert message.topic == lane_topics(settings.execution_topic)[0]
+    async with store.transaction() as uow:
+        await uow.enqueue(message)
+    high = kafka.consumer(settings, message.topic)
+    await high.start()
+    producer = kafka.producer(settings)
+    await producer.start()
+    try:
+        assert await OutboxRelay(store.engine, producer).publish_batch() == 1
+        (received,) = await consume(high, 1)
+    finally:
+        await producer.stop()
+        await high.stop()
+    key, _, headers = received
+    assert (key, headers["type"], headers["tags"]) == (str(run.id), "ExecuteJobRun", "blue,fast")

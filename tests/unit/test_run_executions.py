@@ -131,7 +131,7 @@ def test_completing_the_task_a_run_waits_on_resumes_it() -> None:
     assert run.finish(from_body({"status": "RESUME_WITH_TASK", "task": task}), NOW, 1, PROD) is None
     assert run.waiting_task == task["id"]
     run.complete_task(task["id"], {"done": True}, None, NOW)
-    assert run.resumed_execution() is not None and run.resumed_execution().attempt == 2  # type: ignore[union-attr]
+    assert run.due_execution() is not None and run.due_execution().attempt == 2  # type: ignore[union-attr]
 
 
 def test_statuses_keep_their_history() -> None:
