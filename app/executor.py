@@ -1,8 +1,12 @@
 """Executes one run attempt: start it, call the endpoint with EXECUTE_JOB, record how the execution ended."""
 
+import asyncio
+import contextlib
+import functools
 import logging
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +18,7 @@ from sqlalchemy import text
 
 from app.endpoint_client import EndpointClient, EndpointError
 from app.messages import ExecuteJobRun
-from app.run_writes import CONFLICT_RETRIES, execution_outbox, save_run
+from app.run_writes import CONFLICT_RETRIES, change_run, execution_outbox, save_run
 from app.store import ConcurrencyConflict, EventStore
 from domain import execution
 from domain.environments import EnvironmentType
@@ -90,8 +94,29 @@ class RunExecutor:
             return start
         record = await self.store.get(UUID(run.event_record_id), EventRecord)
         assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
-        outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
+        async with self._holding_lease(run.id, message.attempt):
+            outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
         return await self._finish(run.id, message.attempt, outcome, subscriptions, started, target)
+
+    @contextlib.asynccontextmanager
+    async def _holding_lease(self, run_id: UUID, attempt: int) -> AsyncIterator[None]:
+        """Extends the attempt's lease while its endpoint call is in flight, so no rescuer takes it over."""
+
+        async def extend() -> None:
+            while True:
+                await asyncio.sleep(self.lease.total_seconds() / 3)
+                until = datetime.now(UTC) + self.lease
+                try:
+                    await change_run(self.store, self.topic, run_id, None, functools.partial(_extend, attempt, until))
+                except Exception:
+                    log.warning("run %s: could not extend the lease of attempt %d", run_id, attempt, exc_info=True)
+
+        extender = asyncio.create_task(extend())
+        try:
+            yield
+        finally:
+            extender.cancel()
+            await asyncio.gather(extender, return_exceptions=True)
 
     def _refusal(self, run: JobRun, target: Target | None) -> tuple[RunStatus, str] | None:
         if target is None:
@@ -189,6 +214,10 @@ class RunExecutor:
             return None
         enabled = row.metadata is None or row.metadata.get("enabled", True) is not False
         return Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
+
+
+def _extend(attempt: int, until: datetime, run: JobRun) -> bool:
+    return run.extend_lease(attempt, until)
 
 
 def _subscriptions(response: httpx.Response) -> dict[str, bool] | None:

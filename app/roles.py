@@ -14,6 +14,7 @@ from app.container import Container
 from app.executor import RunExecutor
 from app.messages import lane_topics
 from app.notifier import Notifier
+from app.rescuer import Rescuer
 from app.settings import Settings
 from app.worker import Dispatcher, Worker
 from relay.outbox_relay import OutboxRelay
@@ -44,6 +45,7 @@ async def run_roles(
             await kafka.ensure_topics(settings)
         tasks: list[asyncio.Task[None]] = []
         server: _Server | None = None
+        worker: Worker | None = None
         if "api" in roles:
             server = _Server(
                 uvicorn.Config(
@@ -74,6 +76,10 @@ async def run_roles(
             high_lane = lane_topics(settings.execution_topic)[0]
             worker = Worker(consumer, dispatcher, settings.worker_concurrency, high_lane)
             tasks.append(asyncio.create_task(worker.run(), name="worker"))
+            rescuer = Rescuer(
+                container.store, topic, settings.rescue_interval_seconds, settings.redeliver_after_seconds
+            )
+            tasks.append(asyncio.create_task(rescuer.run(), name="rescuer"))
         if server is not None:
             while not server.started:
                 if tasks[0].done():
@@ -89,9 +95,15 @@ async def run_roles(
         crashed = [t for t in done if t is not stopping]
         if server is not None:
             server.should_exit = True
+        if worker is not None:
+            worker.stopping.set()  # finish the batch in hand, commit its offsets, then return
         for task in tasks:
-            if task.get_name() != "api":
+            if task.get_name() not in ("api", "worker"):
                 task.cancel()
+        _, late = await asyncio.wait(tasks, timeout=settings.shutdown_seconds)
+        for task in late:
+            log.warning("%s did not stop within %.0fs; cancelling it", task.get_name(), settings.shutdown_seconds)
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         stopping.cancel()
         for task in crashed:

@@ -17,7 +17,10 @@
 | JOBS_RELAY_BATCH_SIZE | 500 | outbox rows the relay claims per transaction |
 | JOBS_RELAY_POLL_SECONDS | 1.0 | relay polling fallback when no NOTIFY arrives |
 | JOBS_WORKER_CONCURRENCY | 64 | runs one worker executes at once |
-| JOBS_LEASE_SECONDS | 60 | lease an attempt holds while its endpoint call is in flight |
+| JOBS_LEASE_SECONDS | 60 | lease an attempt holds while its endpoint call is in flight (extended every third) |
+| JOBS_RESCUE_INTERVAL_SECONDS | 2 | how often the rescuer looks for expired leases and lost executions |
+| JOBS_REDELIVER_AFTER_SECONDS | 30 | a due run with no queued message for this long has its execution queued again |
+| JOBS_SHUTDOWN_SECONDS | 20 | on SIGTERM, how long a worker may finish what it holds before it lets go |
 | JOBS_ENDPOINT_TIMEOUT_SECONDS | 300 | time allowed for one call to a user's endpoint |
 | JOBS_DB_POOL_SIZE | 20 | database connections per process |
 | JOBS_LOG_LEVEL | INFO | log level |
@@ -57,6 +60,9 @@ class Settings:
     relay_poll_seconds: float = 1.0
     worker_concurrency: int = 64
     lease_seconds: float = 60.0
+    rescue_interval_seconds: float = 2.0
+    redeliver_after_seconds: float = 30.0
+    shutdown_seconds: float = 20.0
     endpoint_timeout_seconds: float = 300.0
     db_pool_size: int = 20
     log_level: str = "INFO"
@@ -81,6 +87,9 @@ class Settings:
             relay_poll_seconds=float(_env("JOBS_RELAY_POLL_SECONDS", "1.0")),
             worker_concurrency=int(_env("JOBS_WORKER_CONCURRENCY", "64")),
             lease_seconds=float(_env("JOBS_LEASE_SECONDS", "60")),
+            rescue_interval_seconds=float(_env("JOBS_RESCUE_INTERVAL_SECONDS", "2")),
+            redeliver_after_seconds=float(_env("JOBS_REDELIVER_AFTER_SECONDS", "30")),
+            shutdown_seconds=float(_env("JOBS_SHUTDOWN_SECONDS", "20")),
             endpoint_timeout_seconds=float(_env("JOBS_ENDPOINT_TIMEOUT_SECONDS", "300")),
             db_pool_size=int(_env("JOBS_DB_POOL_SIZE", "20")),
             log_level=_env("JOBS_LOG_LEVEL", "INFO"),

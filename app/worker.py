@@ -49,9 +49,11 @@ class Worker:
         self.concurrency = concurrency
         self.high_lane = high_lane
         self.malformed = 0
+        self.stopping = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
+        """Consume until asked to stop; what was taken is finished and committed before it returns."""
+        while not self.stopping.is_set():
             batches = await self._next_batches()
             if batches:
                 await self._process(batches)

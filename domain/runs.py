@@ -83,6 +83,25 @@ class JobRun(Aggregate):
         attempt: int
         task_id: str
 
+    class RunLeaseExtended(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunLeaseExtended"
+        attempt: int
+        lease_until: datetime
+
+    class RunRescued(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunRescued"
+        attempt: int
+        reason: str
+
+    class RunRequeued(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunRequeued"
+        attempt: int
+
+    class StaleAnswerDiscarded(Aggregate.Event):
+        TOPIC = "jobs.JobRun.StaleAnswerDiscarded"
+        attempt: int
+        answer: str
+
     class RunCanceled(Aggregate.Event):
         TOPIC = "jobs.JobRun.RunCanceled"
         reason: str
@@ -224,6 +243,51 @@ class JobRun(Aggregate):
     def executing(self, attempt: int) -> bool:
         """Whether `attempt` is the run's current execution (fencing for a late answer)."""
         return self.status is RunStatus.EXECUTING and self.attempt == attempt
+
+    def extend_lease(self, attempt: int, until: datetime) -> bool:
+        if not self.executing(attempt):
+            return False
+        self._lease_extended(attempt=attempt, lease_until=until)
+        return True
+
+    @event(RunLeaseExtended)
+    def _lease_extended(self, attempt: int, lease_until: datetime) -> None:
+        self.lease_until = lease_until
+
+    def lease_expired(self, now: datetime) -> bool:
+        return self.status is RunStatus.EXECUTING and self.lease_until is not None and self.lease_until < now
+
+    def rescue(self, now: datetime) -> NextExecution | None:
+        """The worker of the current attempt is gone (its lease expired): schedule a new attempt at once.
+        An answer that the old attempt still sends afterwards is stale."""
+        if not self.lease_expired(now):
+            return None
+        self._rescued(attempt=self.attempt + 1, reason=f"the lease of attempt {self.attempt} expired")
+        return NextExecution(self.attempt + 1, now)
+
+    @event(RunRescued)
+    def _rescued(self, attempt: int, reason: str) -> None:
+        self.status = RunStatus.WAITING_TO_EXECUTE
+        self.lease_until = None
+
+    def requeue(self) -> bool:
+        """Queue the next execution again, because the message that carried it was lost."""
+        waiting = (RunStatus.QUEUED, RunStatus.WAITING_TO_EXECUTE, RunStatus.WAITING_TO_CONTINUE)
+        if self.status not in waiting or (self.status is RunStatus.WAITING_TO_CONTINUE and self.waiting_task):
+            return False
+        self._requeued(attempt=self.attempt + 1)
+        return True
+
+    @event(RunRequeued)
+    def _requeued(self, attempt: int) -> None:
+        pass
+
+    def discard_stale_answer(self, attempt: int, answer: str) -> None:
+        self._stale_answer_discarded(attempt=attempt, answer=answer)
+
+    @event(StaleAnswerDiscarded)
+    def _stale_answer_discarded(self, attempt: int, answer: str) -> None:
+        pass
 
     def finish(
         self, outcome: Outcome, now: datetime, duration_ms: int, environment_type: EnvironmentType
@@ -410,7 +474,7 @@ class JobRun(Aggregate):
     def due_execution(self) -> NextExecution | None:
         """The execution that pending events made due at once (a resumed or continued run), if any."""
         for pending in reversed(self.pending_events):
-            if isinstance(pending, JobRun.RunResumed | JobRun.RunContinued):
+            if isinstance(pending, JobRun.RunResumed | JobRun.RunContinued | JobRun.RunRescued | JobRun.RunRequeued):
                 return NextExecution(pending.attempt, pending.timestamp)
         return None
 

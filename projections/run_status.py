@@ -28,6 +28,7 @@ def changes(event: Any) -> Iterator[Change]:
                     "priority": event.priority,
                     "tags": event.tags or [],
                     "concurrency_key": event.concurrency_key,
+                    "next_due_at": at,
                     "created_at": at,
                     "updated_at": at,
                 },
@@ -37,13 +38,25 @@ def changes(event: Any) -> Iterator[Change]:
             yield Change(
                 tables.run_status,
                 key,
-                {"status": RunStatus.EXECUTING.value, "attempt": event.attempt, "updated_at": at},
+                {
+                    "status": RunStatus.EXECUTING.value,
+                    "attempt": event.attempt,
+                    "updated_at": at,
+                    "lease_until": event.lease_until,
+                    "next_due_at": None,
+                },
                 fill={"started_at": event.started_at},
             )
-        case JobRun.RunRetryScheduled() | JobRun.RunYielded():
-            yield Change(tables.run_status, key, {"status": RunStatus.WAITING_TO_EXECUTE.value, "updated_at": at})
+        case JobRun.RunRetryScheduled():
+            yield _waiting(key, RunStatus.WAITING_TO_EXECUTE, at, event.retry_at)
+        case JobRun.RunYielded() | JobRun.RunRescued():
+            yield _waiting(key, RunStatus.WAITING_TO_EXECUTE, at, at)
         case JobRun.RunWaiting():
-            yield Change(tables.run_status, key, {"status": RunStatus.WAITING_TO_CONTINUE.value, "updated_at": at})
+            yield _waiting(key, RunStatus.WAITING_TO_CONTINUE, at, event.resume_at)
+        case JobRun.RunResumed() | JobRun.RunRequeued():
+            yield Change(tables.run_status, key, {"next_due_at": at, "updated_at": at})
+        case JobRun.RunLeaseExtended():
+            yield Change(tables.run_status, key, {"lease_until": event.lease_until})
         case JobRun.RunCanceled():
             yield Change(
                 tables.run_status,
@@ -79,3 +92,9 @@ def changes(event: Any) -> Iterator[Change]:
                     "completed_at": at,
                 },
             )
+
+
+def _waiting(key: dict[str, Any], status: RunStatus, at: Any, due: Any) -> Change:
+    return Change(
+        tables.run_status, key, {"status": status.value, "updated_at": at, "lease_until": None, "next_due_at": due}
+    )

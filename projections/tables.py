@@ -78,6 +78,8 @@ run_status = Table(
     Column("output", JSONB(none_as_null=True), nullable=True),
     Column("error", JSONB(none_as_null=True), nullable=True),
     Column("concurrency_key", Text, nullable=True),
+    _ts("lease_until", nullable=True),
+    _ts("next_due_at", nullable=True),
 )
 
 READ_MODELS: tuple[Table, ...] = (environments, endpoints, jobs, job_versions, run_status)
