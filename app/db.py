@@ -23,6 +23,9 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        pool_timeout=5,
+        # Fail fast when the database is down: callers answer 503 instead of hanging.
+        connect_args={"timeout": 5, "command_timeout": 60},
         json_serializer=_dumps,
         json_deserializer=msgspec.json.decode,
     )

@@ -6,7 +6,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from app.messages import lane_topics
+from app.messages import dead_letter_topic, lane_topics
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ async def ensure_topics(settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [*lane_topics(settings.execution_topic)]
+        wanted = [*lane_topics(settings.execution_topic), dead_letter_topic(settings.execution_topic)]
         new = [
             NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1)
             for name in wanted

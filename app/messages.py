@@ -54,6 +54,10 @@ def lane_topics(base: str) -> tuple[str, str]:
     return base + HIGH_LANE_SUFFIX, base
 
 
+def dead_letter_topic(base: str) -> str:
+    return base + ".dlq"
+
+
 def lane_topic(base: str, priority: int) -> str:
     return lane_topics(base)[0] if priority > 0 else base
 

@@ -12,11 +12,11 @@ from app import kafka
 from app.api import create_app
 from app.container import Container
 from app.executor import RunExecutor
-from app.messages import lane_topics
+from app.messages import dead_letter_topic, lane_topics
 from app.notifier import Notifier
 from app.rescuer import Rescuer
 from app.settings import Settings
-from app.worker import Dispatcher, Worker
+from app.worker import DeadLetters, Dispatcher, Worker
 from relay.outbox_relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,11 @@ async def run_roles(
                 Notifier(container.store, container.endpoint_client, topic),
             )
             high_lane = lane_topics(settings.execution_topic)[0]
-            worker = Worker(consumer, dispatcher, settings.worker_concurrency, high_lane)
+            dlq_producer = kafka.producer(settings)
+            await dlq_producer.start()
+            stack.push_async_callback(dlq_producer.stop)
+            dead_letters = DeadLetters(dlq_producer, dead_letter_topic(topic))
+            worker = Worker(consumer, dispatcher, settings.worker_concurrency, high_lane, dead_letters)
             tasks.append(asyncio.create_task(worker.run(), name="worker"))
             rescuer = Rescuer(
                 container.store, topic, settings.rescue_interval_seconds, settings.redeliver_after_seconds

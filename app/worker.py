@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from app import commands
 from app.executor import RunExecutor
@@ -40,11 +40,29 @@ class Dispatcher:
         raise TypeError(f"unknown message {message!r}")
 
 
+class DeadLetters:
+    """Where messages no worker can read go (`<topic>.dlq`), with the reason in a header."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    async def send(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
+        headers = [*(record.headers or ()), ("error", reason.encode()), ("source-topic", record.topic.encode())]
+        await self.producer.send_and_wait(self.topic, value=record.value, key=record.key, headers=headers)
+
+
 class Worker:
     def __init__(
-        self, consumer: AIOKafkaConsumer, dispatcher: Dispatcher, concurrency: int = 64, high_lane: str | None = None
+        self,
+        consumer: AIOKafkaConsumer,
+        dispatcher: Dispatcher,
+        concurrency: int = 64,
+        high_lane: str | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.consumer = consumer
+        self.dead_letters = dead_letters
         self.dispatcher = dispatcher
         self.concurrency = concurrency
         self.high_lane = high_lane
@@ -95,8 +113,14 @@ class Worker:
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
             self.malformed += 1
             log.error(
-                "malformed message at %s/%d offset %d skipped: %s", record.topic, record.partition, record.offset, error
+                "malformed message at %s/%d offset %d goes to the dead-letter topic: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                error,
             )
+            if self.dead_letters is not None:
+                await self.dead_letters.send(record, str(error))
             return True
         try:
             await self.dispatcher.handle(message)

@@ -1,4 +1,5 @@
 import asyncio
+from dataclasses import replace
 from uuid import UUID
 
 import pytest
@@ -8,10 +9,10 @@ from app import commands, kafka
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.executor import RunExecutor
-from app.messages import encode_message
+from app.messages import dead_letter_topic, encode_message
 from app.notifier import Notifier
 from app.settings import Settings
-from app.worker import Dispatcher, Worker
+from app.worker import DeadLetters, Dispatcher, Worker
 from domain.runs import JobRun
 from domain.status import RunStatus
 from tests.helpers import count, outbox_messages, register, wait_for
@@ -98,11 +99,11 @@ async def test_a_worker_in_the_consumer_group_skips_a_redelivered_message(
     for _ in range(2):  # the relay published it, then published it again after a crash
         await producer.send_and_wait(settings.execution_topic, encode_message(message), key=message.run_id.encode())
     await producer.send_and_wait(settings.execution_topic, b"not a message", key=b"junk")
-    await producer.stop()
     consumer = kafka.consumer(settings, settings.execution_topic)
     await consumer.start()
     notifier = Notifier(container.store, container.endpoint_client, settings.execution_topic)
-    worker = Worker(consumer, Dispatcher(executor, notifier), concurrency=8)
+    dead_letters = DeadLetters(producer, dead_letter_topic(settings.execution_topic))
+    worker = Worker(consumer, Dispatcher(executor, notifier), concurrency=8, dead_letters=dead_letters)
     task = asyncio.create_task(worker.run())
     try:
         await wait_for(lambda: _handled(executor, worker), timeout=60)
@@ -110,8 +111,18 @@ async def test_a_worker_in_the_consumer_group_skips_a_redelivered_message(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await consumer.stop()
+        await producer.stop()
     assert executor.counts == {"completed": 1, "duplicate": 1}
     assert worker.malformed == 1
+    dlq = kafka.consumer(replace(settings, consumer_group="dlq-reader"), dead_letter_topic(settings.execution_topic))
+    await dlq.start()
+    try:
+        batches = await wait_for(lambda: dlq.getmany(timeout_ms=500), timeout=30)
+    finally:
+        await dlq.stop()
+    (dead,) = [record for records in batches.values() for record in records]
+    assert (dead.key, dead.value) == (b"junk", b"not a message")
+    assert dict(dead.headers)["source-topic"] == settings.execution_topic.encode()
     assert await event_types(container, created.run_id) == ["RunCreated", "RunStarted", "RunCompleted"]
     assert await count(container.engine, "run_status", "status = 'SUCCESS'") == 1
 
