@@ -82,6 +82,24 @@ def cmd_env_create(settings: Settings, args: argparse.Namespace) -> None:
     _run(main())
 
 
+def cmd_env_key(settings: Settings, args: argparse.Namespace) -> None:
+    from app.container import Container
+    from app.environments import revoke_key, rotate_key
+
+    async def main() -> None:
+        container = Container.create(settings)
+        try:
+            if args.env_command == "rotate-key":
+                print(f"API key: {await rotate_key(container.store, args.slug)}")
+            else:
+                await revoke_key(container.store, args.slug)
+                print(f"the key of environment {args.slug} is revoked")
+        finally:
+            await container.close()
+
+    _run(main())
+
+
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
     from app.container import Container
     from app.progress import ProgressBar
@@ -114,6 +132,12 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--type", default="DEVELOPMENT", choices=["DEVELOPMENT", "PRODUCTION", "STAGING", "PREVIEW"])
     create.add_argument("--api-key", help="use this key instead of generating one")
     create.set_defaults(handler=cmd_env_create)
+    rotate = env.add_parser("rotate-key", help="give an environment a new API key (the old one stops working)")
+    rotate.add_argument("slug")
+    rotate.set_defaults(handler=cmd_env_key)
+    revoke = env.add_parser("revoke-key", help="revoke an environment's API key")
+    revoke.add_argument("slug")
+    revoke.set_defaults(handler=cmd_env_key)
     projections = commands.add_parser("projections", help="read models").add_subparsers(
         dest="projections_command", required=True
     )

@@ -9,6 +9,7 @@ from app.endpoint_client import EndpointClient
 from app.environments import Authenticator
 from app.settings import Settings
 from app.store import EventStore
+from app.url_policy import UrlPolicy, parse_networks
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Container:
     store: EventStore
     authenticator: Authenticator
     endpoint_client: EndpointClient
+    url_policy: UrlPolicy
 
     @classmethod
     def create(cls, settings: Settings) -> "Container":
@@ -28,6 +30,7 @@ class Container:
             store=EventStore(engine),
             authenticator=Authenticator(engine),
             endpoint_client=EndpointClient(settings.endpoint_timeout_seconds),
+            url_policy=UrlPolicy(parse_networks(settings.allowed_private_networks or "")),
         )
 
     async def close(self) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import secrets
+from dataclasses import replace
 from pathlib import Path
 
 from app.container import Container
@@ -14,6 +15,7 @@ from app.settings import Settings
 from domain.environments import KEY_PREFIX, EnvironmentType
 
 DEV_ENVIRONMENT = "dev"
+LOOPBACK = "127.0.0.0/8,::1/128"
 
 
 def dev_api_key(settings: Settings, data_dir: Path) -> str:
@@ -45,6 +47,8 @@ async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
         if not bootstrap:
             bootstrap = services.enter_context(EmbeddedKafka(log_path=data_dir / "broker.log")).bootstrap_servers
         settings = settings.with_services(database_url, bootstrap)
+        if settings.allowed_private_networks is None:
+            settings = replace(settings, allowed_private_networks=LOOPBACK)  # endpoints on this machine
         await migrate(database_url)
         api_key = dev_api_key(settings, data_dir)
         container = Container.create(settings)

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import Conflict
+from app.errors import Conflict, NotFound
 from app.store import EventStore, UnitOfWork
 from domain.environments import KEY_PREFIX, Environment, EnvironmentType
 
@@ -18,6 +18,7 @@ _FIND_BY_HASH = text(
     "JOIN environment_secrets s ON s.environment_id = e.id WHERE e.api_key_hash = :hash"
 )
 _FIND_BY_SLUG = text("SELECT id FROM environments WHERE slug = :slug")
+_DELETE_SECRET = text("DELETE FROM environment_secrets WHERE environment_id = :id")
 _SAVE_SECRET = text(
     "INSERT INTO environment_secrets (environment_id, api_key) VALUES (:id, :key) "
     "ON CONFLICT (environment_id) DO UPDATE SET api_key = EXCLUDED.api_key"
@@ -65,6 +66,33 @@ async def ensure_environment(store: EventStore, slug: str, type: EnvironmentType
         async with store.transaction() as uow:
             await _save_key(uow, environment, api_key)
     return environment.id
+
+
+async def rotate_key(store: EventStore, slug: str, api_key: str | None = None) -> str:
+    """Give the environment a new key; the old one stops working."""
+    environment = await _environment(store, slug)
+    api_key = api_key or new_api_key(environment.type)
+    environment.rotate_key(api_key_hash=hash_key(api_key))
+    async with store.transaction() as uow:
+        await _save_key(uow, environment, api_key)
+    return api_key
+
+
+async def revoke_key(store: EventStore, slug: str) -> None:
+    """Take the environment's key away; nothing authenticates as it until a key is rotated in."""
+    environment = await _environment(store, slug)
+    environment.revoke_key()
+    async with store.transaction() as uow:
+        await uow.save(environment)
+        await uow.conn.execute(_DELETE_SECRET, {"id": environment.id})
+
+
+async def _environment(store: EventStore, slug: str) -> Environment:
+    environment_id = await _find_by_slug(store, slug)
+    environment = None if environment_id is None else await store.get(environment_id, Environment)
+    if environment is None:
+        raise NotFound(f"environment {slug!r} not found")
+    return environment
 
 
 async def _find_by_slug(store: EventStore, slug: str) -> UUID | None:

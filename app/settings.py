@@ -23,6 +23,7 @@
 | JOBS_SHUTDOWN_SECONDS | 20 | on SIGTERM, how long a worker may finish what it holds before it lets go |
 | JOBS_ENDPOINT_TIMEOUT_SECONDS | 300 | time allowed for one call to a user's endpoint |
 | JOBS_DB_POOL_SIZE | 20 | database connections per process |
+| JOBS_ALLOWED_PRIVATE_NETWORKS | (none; `dev`: loopback) | private networks endpoint and callback URLs may point to |
 | JOBS_LOG_LEVEL | INFO | log level |
 """
 
@@ -66,6 +67,7 @@ class Settings:
     endpoint_timeout_seconds: float = 300.0
     db_pool_size: int = 20
     log_level: str = "INFO"
+    allowed_private_networks: str | None = None
 
     @classmethod
     def from_env(cls) -> Self:
@@ -93,6 +95,7 @@ class Settings:
             endpoint_timeout_seconds=float(_env("JOBS_ENDPOINT_TIMEOUT_SECONDS", "300")),
             db_pool_size=int(_env("JOBS_DB_POOL_SIZE", "20")),
             log_level=_env("JOBS_LOG_LEVEL", "INFO"),
+            allowed_private_networks=os.environ.get("JOBS_ALLOWED_PRIVATE_NETWORKS"),
         )
 
     def with_services(self, database_url: str, kafka_bootstrap_servers: str) -> Self:

@@ -37,12 +37,20 @@ class Environment(Aggregate):
         TOPIC = "jobs.Environment.ApiKeyRotated"
         api_key_hash: str
 
+    class ApiKeyRevoked(Aggregate.Event):
+        TOPIC = "jobs.Environment.ApiKeyRevoked"
+
     @event(EnvironmentCreated)
     def __init__(self, id: UUID, slug: str, type: str, api_key_hash: str) -> None:
         self.slug = slug
         self.type = EnvironmentType(type)
-        self.api_key_hash = api_key_hash
+        self.api_key_hash: str | None = api_key_hash
 
     @event(ApiKeyRotated)
     def rotate_key(self, api_key_hash: str) -> None:
         self.api_key_hash = api_key_hash
+
+    @event(ApiKeyRevoked)
+    def revoke_key(self) -> None:
+        """The environment's key stops working; it has none until one is rotated in."""
+        self.api_key_hash = None

@@ -20,6 +20,8 @@ def changes(event: Any) -> Iterator[Change]:
                 Kind.UPSERT,
                 fill={"created_at": at},
             )
+        case Environment.ApiKeyRevoked():
+            yield Change(tables.environments, {"id": event.originator_id}, {"api_key_hash": None, "updated_at": at})
         case Environment.ApiKeyRotated():
             yield Change(
                 tables.environments,

@@ -16,7 +16,7 @@ environments = Table(
     Column("id", Uuid, primary_key=True),
     Column("slug", Text, nullable=False),
     Column("type", Text, nullable=False),
-    Column("api_key_hash", Text, nullable=False),
+    Column("api_key_hash", Text, nullable=True),
     _ts("created_at"),
     _ts("updated_at"),
 )

@@ -71,6 +71,7 @@ def settings(database_url: str, kafka_bootstrap: str, api_port: int) -> Settings
         lease_seconds=30,
         endpoint_timeout_seconds=30,
         db_pool_size=10,
+        allowed_private_networks="127.0.0.0/8",
     )
 
 

@@ -11,7 +11,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import text
 
 from app import commands
-from app.api.common import AnyRequest, check_url, container_of, iso
+from app.api.common import AnyRequest, container_of, iso
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
@@ -66,7 +66,7 @@ async def register_endpoint(
 ) -> dict[str, Any]:
     if not _SLUG.match(data.id):
         raise ClientError("`id` must be 1-100 letters, digits, '.', '_' or '-'")
-    check_url(data.url, "url")
+    await container_of(request).url_policy.check(data.url, "url")
     container = container_of(request)
     endpoint = await commands.register_endpoint(container.store, container.endpoint_client, env, data.id, data.url)
     return {

@@ -3,7 +3,6 @@
 import logging
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from litestar import Request, Response
@@ -47,11 +46,25 @@ def parse_run_id(run_id: str) -> UUID:
         raise NotFound(f"run {run_id!r} not found") from None
 
 
-def check_url(url: str, field: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ClientError(f"`{field}` must be an http(s) URL with a host")
-    return url
+MAX_JSON_DEPTH = 32
+MAX_JSON_STRING = 100_000
+
+
+def check_json(value: Any, field: str) -> Any:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding a string longer than MAX_JSON_STRING."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ClientError(f"`{field}` is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(item, str) and len(item) > MAX_JSON_STRING:
+            raise ClientError(f"`{field}` holds a string longer than {MAX_JSON_STRING} characters")
+        if isinstance(item, dict):
+            stack.extend((key, depth + 1) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return value
 
 
 def error_response(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:

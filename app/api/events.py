@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import text
 
 from app import commands
-from app.api.common import AnyRequest, container_of, iso
+from app.api.common import AnyRequest, check_json, container_of, iso
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from domain import ids
@@ -50,6 +50,8 @@ class SendEventsBody(msgspec.Struct):
 
 
 def _new_event(event: EventBody, options: EventOptions | None) -> commands.NewEvent:
+    check_json(event.payload, "event.payload")
+    check_json(event.context, "event.context")
     if not event.name or len(event.name) > 200:
         raise ClientError("`event.name` must be 1 to 200 characters")
     if event.id is not None and not 0 < len(event.id) <= 200:

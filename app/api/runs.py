@@ -10,7 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import text
 
 from app import commands, queries
-from app.api.common import AnyRequest, check_url, container_of, iso, parse_run_id
+from app.api.common import AnyRequest, check_json, container_of, iso, parse_run_id
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from app.run_commands import RunCommands
@@ -77,8 +77,6 @@ def run_options(priority: int | None, tags: list[str], callback_url: str | None)
         validate_tags(tags)
     except ValueError as error:
         raise ClientError(f"`tags`: {error}") from None
-    if callback_url is not None:
-        check_url(callback_url, "options.callbackUrl")
     return commands.RunOptions(priority, tuple(tags), callback_url)
 
 
@@ -102,6 +100,7 @@ async def test_job(
     body = data or TestJobBody()
     container = container_of(request)
     options = run_options(body.priority, body.tags, None)
+    check_json(body.payload, "payload")
     created = await commands.test_job(
         container.store, container.settings.execution_topic, env, job_slug, body.payload, body.version, options
     )
@@ -112,8 +111,12 @@ async def test_job(
 async def invoke_job(
     request: AnyRequest, job_slug: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[InvokeBody]
 ) -> dict[str, str]:
+    check_json(data.payload, "payload")
+    check_json(data.context, "context")
     given = data.options or InvokeOptions()
     options = run_options(given.priority, given.tags, given.callbackUrl)
+    if options.callback_url is not None:
+        await container_of(request).url_policy.check(options.callback_url, "options.callbackUrl")
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise ClientError("`Idempotency-Key` is longer than 200 characters")

@@ -1,0 +1,142 @@
+"""Keys, isolation between environments, and hostile input at the API."""
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app import commands
+from app.api import create_app
+from app.container import Container
+from app.environments import EnvironmentInfo, create_environment, revoke_key, rotate_key
+from domain.environments import EnvironmentType
+from tests.helpers import count, register
+from tests.node_endpoint import NodeEndpoint
+
+OPEN_PATHS = {"/healthz", "/readyz"}
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(container))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_every_path_but_health_needs_a_key(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/schema/openapi.json")).json()
+    checked = 0
+    for path, operations in schema["paths"].items():
+        if path in OPEN_PATHS or "/callback/" in path:
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path)
+        for method in operations:
+            for headers in ({}, bearer("tr_dev_not_a_key")):
+                response = await client.request(method.upper(), concrete, headers=headers, json={})
+                assert response.status_code == 401, (method, path, response.text)
+                assert response.json()["message"]
+            checked += 1
+    assert checked >= 20
+
+
+async def test_keys_are_stored_hashed_and_can_be_rotated_and_revoked(container: Container) -> None:
+    _, key = await create_environment(container.store, "ops", EnvironmentType.PRODUCTION)
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert await count(container.engine, "environments", "api_key_hash = :h", h=digest) == 1
+    assert await count(container.engine, "events", "position(:k in convert_from(state, 'UTF8')) > 0", k=key) == 0
+
+    async def status(api_key: str) -> int:
+        transport = httpx.ASGITransport(app=create_app(container_with_fresh_cache(container)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as fresh:
+            return (await fresh.get("/api/v1/jobs", headers=bearer(api_key))).status_code
+
+    assert await status(key) == 200
+    new_key = await rotate_key(container.store, "ops")
+    assert (await status(key), await status(new_key)) == (401, 200)
+    await revoke_key(container.store, "ops")
+    assert await status(new_key) == 401
+
+
+def container_with_fresh_cache(container: Container) -> Container:
+    from dataclasses import replace
+
+    from app.environments import Authenticator
+
+    return replace(container, authenticator=Authenticator(container.engine))
+
+
+async def test_another_environment_cannot_see_or_change_anything(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    run = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    sent = await client.post(
+        "/api/v1/events", json={"event": {"id": "secret", "name": "x"}}, headers=bearer(environment.api_key)
+    )
+    assert sent.status_code == 200
+    _, prod_key = await create_environment(container.store, "prod", EnvironmentType.PRODUCTION)
+    prod = bearer(prod_key)
+    for method, path in [
+        ("GET", f"/api/v2/runs/{run.run_id}"),
+        ("GET", f"/api/v2/runs/{run.run_id}/statuses"),
+        ("GET", f"/api/v1/runs/{run.run_id}/events"),
+        ("POST", f"/api/v1/runs/{run.run_id}/cancel"),
+        ("POST", f"/api/v1/runs/{run.run_id}/rerun"),
+        ("POST", f"/api/v1/runs/{run.run_id}/tasks"),
+        ("GET", "/api/v1/jobs/return-value"),
+        ("POST", "/api/v1/jobs/return-value/test"),
+        ("POST", "/api/v1/jobs/return-value/invoke"),
+        ("GET", "/api/v2/events/secret"),
+        ("POST", "/api/v1/events/secret/cancel"),
+    ]:
+        body: dict[str, Any] = {"idempotencyKey": "k"} if path.endswith("/tasks") else {}
+        response = await client.request(method, path, headers=prod, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+    assert (await client.get("/api/v1/runs", headers=prod)).json()["runs"] == []
+    mine = await client.get(f"/api/v2/runs/{run.run_id}", headers=bearer(environment.api_key))
+    assert mine.status_code == 200 and mine.json()["status"] == "QUEUED"
+
+
+async def test_hostile_bodies_get_a_clear_4xx_and_change_nothing(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    before = await count(container.engine, "events")
+    deep: Any = "bottom"
+    for _ in range(40):
+        deep = {"d": deep}
+    cases = [
+        ("/api/v1/jobs/return-value/test", {"content": b'{"payload": "' + b"x" * (2 * 1024 * 1024) + b'"}'}, 413),
+        ("/api/v1/jobs/return-value/test", {"json": {"payload": deep}}, 400),
+        ("/api/v1/jobs/return-value/test", {"json": {"payload": "y" * 200_000}}, 400),
+        ("/api/v1/jobs/return-value/test", {"content": b"[1, 2"}, 400),
+        ("/api/v1/jobs/return-value/test", {"json": {"priority": 99}}, 400),
+        ("/api/v1/events", {"json": {"event": {"name": ""}}}, 400),
+        ("/api/v1/events", {"json": {"event": {"name": "x"}, "options": {"deliverAt": "soon"}}}, 400),
+        ("/api/v1/events", {"json": {"event": {"name": "x"}, "options": {"deliverAfter": -1}}}, 400),
+        ("/api/v1/events/bulk", {"json": {"events": []}}, 400),
+        ("/api/v1/jobs/return-value/invoke", {"json": {"options": {"callbackUrl": "http://10.1.2.3/cb"}}}, 400),
+        ("/api/v1/jobs/return-value/invoke", {"json": {"options": {"callbackUrl": "file:///etc/passwd"}}}, 400),
+        ("/api/v1/endpoints", {"json": {"id": "inside", "url": "http://192.168.0.10/api/trigger"}}, 400),
+        ("/api/v1/endpoints", {"json": {"id": "meta", "url": "http://169.254.169.254/latest"}}, 400),
+        ("/api/v1/endpoints", {"json": {"id": "port", "url": "http://127.0.0.1:99999/x"}}, 400),
+    ]
+    headers = {**bearer(environment.api_key), "content-type": "application/json"}
+    for path, request, status in cases:
+        response = await client.post(path, headers=headers, **request)
+        assert response.status_code == status, (path, response.text[:300])
+        assert response.json()["message"], path
+    assert await count(container.engine, "events") == before
+    private = (
+        await client.post(
+            "/api/v1/endpoints", headers=headers, json={"id": "inside", "url": "http://192.168.0.10/api/trigger"}
+        )
+    ).json()
+    assert "JOBS_ALLOWED_PRIVATE_NETWORKS" in private["message"]
