@@ -1,5 +1,6 @@
 """Kafka clients and topic set-up, configured from Settings."""
 
+import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -33,7 +34,18 @@ def consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
         fetch_max_wait_ms=20,  # Tansu holds an empty fetch for the whole wait: keep idle latency low
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 5),
+        metadata_max_age_ms=5000,  # notice topics that come back after a broker restart
     )
+
+
+async def keep_topics(settings: Settings, interval_seconds: float = 5.0) -> None:
+    """Create the topics again whenever they are gone (a broker that keeps nothing restarted)."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            await ensure_topics(settings)
+        except Exception as error:
+            log.warning("could not check the topics: %s", error)
 
 
 async def ensure_topics(settings: Settings) -> None:

@@ -62,7 +62,13 @@ async def run_roles(
             producer = kafka.producer(settings)
             await producer.start()
             stack.push_async_callback(producer.stop)
-            relay = OutboxRelay(container.engine, producer, settings.relay_batch_size, settings.relay_poll_seconds)
+            relay = OutboxRelay(
+                container.engine,
+                producer,
+                settings.relay_batch_size,
+                settings.relay_poll_seconds,
+                settings.fault_relay_pause_seconds,
+            )
             tasks.append(asyncio.create_task(relay.run(), name="relay"))
         if "worker" in roles:
             consumer = kafka.consumer(settings, *lane_topics(settings.execution_topic))
@@ -84,6 +90,7 @@ async def run_roles(
                 container.store, topic, settings.rescue_interval_seconds, settings.redeliver_after_seconds
             )
             tasks.append(asyncio.create_task(rescuer.run(), name="rescuer"))
+            tasks.append(asyncio.create_task(kafka.keep_topics(settings), name="topics"))
         if server is not None:
             while not server.started:
                 if tasks[0].done():

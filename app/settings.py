@@ -25,6 +25,7 @@
 | JOBS_DB_POOL_SIZE | 20 | database connections per process |
 | JOBS_ALLOWED_PRIVATE_NETWORKS | (none; `dev`: loopback) | private networks endpoint and callback URLs may point to |
 | JOBS_LOG_LEVEL | INFO | log level |
+| JOBS_FAULT_RELAY_PAUSE_SECONDS | 0 | fault injection (crash tests): relay pause between publish and delete |
 """
 
 import os
@@ -68,6 +69,7 @@ class Settings:
     db_pool_size: int = 20
     log_level: str = "INFO"
     allowed_private_networks: str | None = None
+    fault_relay_pause_seconds: float = 0.0
 
     @classmethod
     def from_env(cls) -> Self:
@@ -96,6 +98,7 @@ class Settings:
             db_pool_size=int(_env("JOBS_DB_POOL_SIZE", "20")),
             log_level=_env("JOBS_LOG_LEVEL", "INFO"),
             allowed_private_networks=os.environ.get("JOBS_ALLOWED_PRIVATE_NETWORKS"),
+            fault_relay_pause_seconds=float(_env("JOBS_FAULT_RELAY_PAUSE_SECONDS", "0")),
         )
 
     def with_services(self, database_url: str, kafka_bootstrap_servers: str) -> Self:

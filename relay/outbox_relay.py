@@ -20,8 +20,14 @@ _NEXT_DUE = text("SELECT EXTRACT(EPOCH FROM (min(available_at) - now())) FROM ou
 
 class OutboxRelay:
     def __init__(
-        self, engine: AsyncEngine, producer: AIOKafkaProducer, batch_size: int = 500, poll_seconds: float = 1.0
+        self,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        batch_size: int = 500,
+        poll_seconds: float = 1.0,
+        pause_after_publish: float = 0.0,
     ) -> None:
+        self.pause_after_publish = pause_after_publish
         self.engine = engine
         self.producer = producer
         self.batch_size = batch_size
@@ -40,6 +46,8 @@ class OutboxRelay:
                 for id_, topic, key, value, headers in rows
             ]
             await asyncio.gather(*sent)
+            if self.pause_after_publish:
+                await asyncio.sleep(self.pause_after_publish)  # fault injection: a crash here duplicates
             await conn.execute(_DELETE, {"ids": [row[0] for row in rows]})
         self.published += len(rows)
         return len(rows)
