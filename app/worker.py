@@ -52,7 +52,29 @@ class DeadLetters:
         await self.producer.send_and_wait(self.topic, value=record.value, key=record.key, headers=headers)
 
 
+class _Offsets:
+    """Offsets taken from one partition, and how far they are done without a gap (what may be committed)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, bool] = {}
+        self.committable: int | None = None
+
+    def take(self, offset: int) -> None:
+        self.pending[offset] = False
+
+    def done(self, offset: int) -> None:
+        self.pending[offset] = True
+        for taken in sorted(self.pending):
+            if not self.pending[taken]:
+                break
+            del self.pending[taken]
+            self.committable = taken + 1
+
+
 class Worker:
+    """Keeps up to `concurrency` messages in hand at once, taking more as each is done (no batch waits for
+    its slowest message); a partition's offset is committed only up to the first message not yet done."""
+
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
@@ -68,46 +90,73 @@ class Worker:
         self.high_lane = high_lane
         self.malformed = 0
         self.stopping = asyncio.Event()
+        self._offsets: dict[TopicPartition, _Offsets] = {}
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
 
     async def run(self) -> None:
         """Consume until asked to stop; what was taken is finished and committed before it returns."""
-        while not self.stopping.is_set():
-            batches = await self._next_batches()
-            if batches:
-                await self._process(batches)
+        try:
+            while not self.stopping.is_set():
+                free = self.concurrency - len(self._in_flight)
+                if free <= 0:
+                    self._room.clear()
+                    await self._room.wait()
+                    await self._commit()
+                    continue
+                for partition, records in (await self._next_batches(free)).items():
+                    offsets = self._offsets.setdefault(partition, _Offsets())
+                    for record in records:
+                        offsets.take(record.offset)
+                        task = asyncio.create_task(self._handle(partition, record))
+                        self._in_flight.add(task)
+                await self._commit()
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+        finally:
+            await self._commit()
 
-    async def _next_batches(self) -> Batches:
+    async def _next_batches(self, limit: int) -> Batches:
         """Whatever waits on the high-priority lane first; then anything."""
         high = [tp for tp in self.consumer.assignment() if tp.topic == self.high_lane]
         if high:
-            batches: Batches = await self.consumer.getmany(*high, timeout_ms=0, max_records=self.concurrency)
+            batches: Batches = await self.consumer.getmany(*high, timeout_ms=0, max_records=limit)
             if batches:
                 return batches
-        everything: Batches = await self.consumer.getmany(timeout_ms=1000, max_records=self.concurrency)
+        timeout = 50 if self._in_flight else 500
+        everything: Batches = await self.consumer.getmany(timeout_ms=timeout, max_records=limit)
         return everything
 
-    async def _process(self, batches: Batches) -> None:
-        limit = asyncio.Semaphore(self.concurrency)
+    async def _handle(self, partition: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
+        try:
+            while not await self._handle_record(record):
+                if self.stopping.is_set():
+                    return  # not done: its offset stays uncommitted and it is redelivered
+                await asyncio.sleep(1.0)
+            self._offsets[partition].done(record.offset)
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.discard(task)
+            self._room.set()
 
-        async def one(record: ConsumerRecord[Any, Any]) -> bool:
-            async with limit:
-                return await self._handle_record(record)
-
-        results = await asyncio.gather(*(asyncio.gather(*(one(r) for r in records)) for records in batches.values()))
-        commits: dict[TopicPartition, int] = {}
-        for (partition, records), done in zip(batches.items(), results, strict=True):
-            failed = next((r.offset for r, ok in zip(records, done, strict=True) if not ok), None)
-            if failed is None:
-                commits[partition] = records[-1].offset + 1
-                continue
-            if failed > records[0].offset:
-                commits[partition] = failed
-            self.consumer.seek(partition, failed)
-        if commits:
+    async def _commit(self) -> None:
+        commits = {}
+        for partition, offsets in self._offsets.items():
+            if offsets.committable is not None:
+                commits[partition] = offsets.committable
+                offsets.committable = None
+        if not commits:
+            return
+        try:
             await self.consumer.commit(commits)
+        except Exception as error:  # a rebalance took the partition: its new owner redelivers
+            log.warning("offset commit failed (%s); those messages will be redelivered", error)
+            for partition in commits:
+                self._offsets.pop(partition, None)
 
     async def _handle_record(self, record: ConsumerRecord[Any, Any]) -> bool:
-        """True when the record is done with (handled or skipped for good); False to redeliver it."""
+        """True when the record is done with (handled or set aside for good); False to try it again."""
         try:
             message = decode_message(record.value or b"")
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -125,7 +174,6 @@ class Worker:
         try:
             await self.dispatcher.handle(message)
         except Exception:
-            log.exception("%s failed to process; it will be redelivered", message)
-            await asyncio.sleep(1.0)
+            log.exception("%s failed to process; trying again", message)
             return False
         return True
