@@ -68,8 +68,10 @@ def check_json(value: Any, field: str) -> Any:
 
 
 def error_response(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    # `error` too: the trigger.dev SDK reads that key from a 4xx answer.
-    return Response({"message": message, "error": message, **extra}, status_code=status)
+    # `error` for the trigger.dev SDK, which reads it from a 4xx answer; `status_code` and `detail` for the
+    # error schema the OpenAPI document gives.
+    body = {"message": message, "error": message, "status_code": status, "detail": message, **extra}
+    return Response(body, status_code=status)
 
 
 def client_error(_: AnyRequest, error: ClientError) -> Response[dict[str, Any]]:
