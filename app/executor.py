@@ -88,10 +88,9 @@ class RunExecutor:
             run.complete(status, error={"message": reason, "name": "Error"})
             return await self._save(run, "ended before executing")
         assert target is not None
-        started = datetime.now(UTC)
-        run.start(message.attempt, started, self.lease)
-        if (start := await self._save_start(run, message.attempt, started)) != "started":
-            return start
+        started = await self._start(run, message.attempt)
+        if isinstance(started, str):
+            return started  # deferred (concurrency limit) or duplicate
         record = await self.store.get(UUID(run.event_record_id), EventRecord)
         assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
         async with self._holding_lease(run.id, message.attempt):
@@ -175,8 +174,9 @@ class RunExecutor:
             return "completed" if run.is_terminal else "continued"
         raise ConcurrencyConflict(f"run {run_id} kept changing while its execution was recorded")
 
-    async def _save_start(self, run: JobRun, attempt: int, now: datetime) -> str:
-        """Save the start, unless the run's concurrency limit is reached: then it waits, as a later message."""
+    async def _start(self, run: JobRun, attempt: int) -> datetime | str:
+        """Start the attempt, unless the run's concurrency limit is reached: then it waits, as a later message.
+        Returns when it started, or why it did not."""
         try:
             async with self.store.transaction() as uow:
                 if run.concurrency_key and run.concurrency_limit:
@@ -188,14 +188,17 @@ class RunExecutor:
                     await uow.conn.execute(_LOCK_CONCURRENCY_KEY, params)
                     executing = (await uow.conn.execute(_EXECUTING, params)).scalar_one()
                     if executing >= run.concurrency_limit:
-                        due = now + CONCURRENCY_RECHECK * (1 + random.random())
+                        due = datetime.now(UTC) + CONCURRENCY_RECHECK * (1 + random.random())
                         await uow.enqueue(execution_outbox(self.topic, run, attempt, due))
                         return "deferred"
+                # Started only now, after the slot was taken: no start is dated before a slot was free.
+                started = datetime.now(UTC)
+                run.start(attempt, started, self.lease)
                 await save_run(uow, self.topic, run)
         except ConcurrencyConflict:
             log.info("run %s changed meanwhile (another worker); skipped", run.id)
             return "duplicate"
-        return "started"
+        return started
 
     async def _save(self, run: JobRun, outcome: str) -> str:
         try:
