@@ -116,6 +116,22 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
     _run(main())
 
 
+def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
+    from app.bench.run import BenchOptions, run_bench
+
+    options = BenchOptions(
+        runs=args.runs,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        steady_seconds=args.steady_seconds,
+        relay_messages=args.relay_messages,
+        rebuild_events=args.rebuild_events,
+        peer=not args.no_peer,
+        record=args.record,
+    )
+    run_bench(settings, options)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="jobs-service", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -144,6 +160,16 @@ def parser() -> argparse.ArgumentParser:
     projections.add_parser("rebuild", help="rebuild every read model from the event store").set_defaults(
         handler=cmd_rebuild
     )
+    bench = commands.add_parser("bench", help="measure the whole pipeline; one JSON line per figure")
+    bench.add_argument("--runs", type=int, default=5000, help="TestJobs in the throughput phase")
+    bench.add_argument("--concurrency", type=int, default=64, help="submissions in flight at once")
+    bench.add_argument("--rate", type=int, default=500, help="runs/s of the steady phase")
+    bench.add_argument("--steady-seconds", type=float, default=10.0)
+    bench.add_argument("--relay-messages", type=int, default=20_000)
+    bench.add_argument("--rebuild-events", type=int, default=100_000)
+    bench.add_argument("--no-peer", action="store_true", help="skip the procrastinate comparison")
+    bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
+    bench.set_defaults(handler=cmd_bench)
     return root
 
 

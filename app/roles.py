@@ -55,6 +55,9 @@ async def run_roles(
                     log_level="warning",
                     access_log=False,
                     lifespan="off",
+                    # Longer than clients and proxies keep idle connections, so none reuses one we closed.
+                    timeout_keep_alive=75,
+                    backlog=4096,
                 )
             )
             tasks.append(asyncio.create_task(server.serve(), name="api"))

@@ -1,0 +1,238 @@
+"""The benchmark's phases against a running stack."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
+
+from app.bench.figures import Report, percentile
+from app.bench.stack import BenchStack
+from app.container import Container
+from app.progress import ProgressBar
+from domain.runs import JobRun
+from domain.status import RunStatus
+from projections.rebuild import rebuild
+
+_SUCCEEDED_SINCE = text("SELECT id, completed_at FROM run_status WHERE status = 'SUCCESS' AND completed_at >= :since")
+_TIMES = text(
+    "SELECT originator_id, topic, state FROM events WHERE originator_id = ANY(:ids) "
+    "AND topic IN ('jobs.JobRun.RunCreated', 'jobs.JobRun.RunStarted', 'jobs.JobRun.RunCompleted')"
+)
+
+
+async def submit(
+    client: httpx.AsyncClient, count: int, concurrency: int, run_ids: list[str] | None = None
+) -> tuple[list[str], list[float], float]:
+    """TestJob `count` times, `concurrency` at once; returns run ids, latencies (ms) and the wall time."""
+    run_ids = [] if run_ids is None else run_ids
+    latencies: list[float] = []
+    queue = iter(range(count))
+
+    async def submitter() -> None:
+        for _ in queue:
+            started = time.perf_counter()
+            response = await client.post("/api/v1/jobs/noop/test", json={"payload": {}})
+            latencies.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+            run_ids.append(response.json()["runId"])
+
+    began = time.perf_counter()
+    await asyncio.gather(*(submitter() for _ in range(concurrency)))
+    return run_ids, latencies, time.perf_counter() - began
+
+
+async def wait_succeeded(
+    container: Container, run_ids: list[str], limit_seconds: float = 600, expected: int | None = None
+) -> dict[str, float]:
+    """When each run was first seen SUCCESS in the read model (epoch seconds). Runs beside the submissions:
+    `run_ids` may still grow until it holds `expected` ids. Reads only what completed since its last look."""
+    expected = len(run_ids) if expected is None else expected
+    seen: dict[str, float] = {}
+    since = datetime(1970, 1, 1, tzinfo=UTC)
+    bar = ProgressBar("  runs", width=20)
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        async with container.engine.connect() as conn:
+            # A window behind the newest completion seen: completions commit out of timestamp order.
+            rows = (await conn.execute(_SUCCEEDED_SINCE, {"since": since - timedelta(seconds=10)})).all()
+        now = time.time()
+        for run_id, completed_at in rows:
+            seen.setdefault(str(run_id), now)
+            since = max(since, completed_at)
+        wanted = set(run_ids)
+        done = len(wanted.intersection(seen))
+        bar(done, expected)
+        if len(wanted) >= expected and done >= expected:
+            return {run_id: seen[run_id] for run_id in wanted}
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"runs did not all succeed within {limit_seconds}s")
+
+
+async def stage_times(container: Container, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    from app.codec import decode_event
+
+    times: dict[str, dict[str, float]] = {r: {} for r in run_ids}
+    async with container.engine.connect() as conn:
+        rows = (await conn.execute(_TIMES, {"ids": [UUID(r) for r in run_ids]})).all()
+    for originator_id, topic, state in rows:
+        event = decode_event(originator_id, 1, topic, state)
+        key = topic.rsplit(".", 1)[1]
+        stamp = event.__dict__["started_at"] if key == "RunStarted" else event.timestamp
+        times[str(originator_id)].setdefault(key, stamp.timestamp())
+    return times
+
+
+class PublishTimes:
+    """Reads the execution topic in a group of its own, noting when each run's message was published."""
+
+    def __init__(self, stack: BenchStack) -> None:
+        self.consumer = AIOKafkaConsumer(
+            stack.settings.execution_topic,
+            bootstrap_servers=stack.settings.required_kafka,
+            group_id=f"{stack.settings.consumer_group}-observer",
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        self.published: dict[str, float] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "PublishTimes":
+        await self.consumer.start()
+        while not self.consumer.assignment():  # noqa: ASYNC110 - aiokafka offers no event for it
+            await asyncio.sleep(0.1)
+        self.task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        while True:
+            for records in (await self.consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    self.published.setdefault((record.key or b"").decode(), record.timestamp / 1000)
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.consumer.stop()
+
+
+async def throughput(
+    stack: BenchStack, container: Container, client: httpx.AsyncClient, report: Report, runs: int, concurrency: int
+) -> None:
+    async with PublishTimes(stack) as publish:
+        submitted: list[str] = []
+        watcher = asyncio.create_task(wait_succeeded(container, submitted, expected=runs))
+        first = time.time()
+        run_ids, latencies, wall = await submit(client, runs, concurrency, submitted)
+        seen = await watcher
+    report.add("testjob_submissions_per_s", runs / wall, "runs/s", ">= 2000")
+    for p in (50, 95, 99):
+        report.add(f"submit_latency_p{p}", percentile(latencies, p), "ms")
+    report.add("end_to_end_runs_per_s", runs / (max(seen.values()) - first), "runs/s", ">= 1000")
+    times = await stage_times(container, run_ids)
+    stages: dict[str, list[float]] = {
+        "commit_to_published": [],
+        "published_to_started": [],
+        "started_to_completed": [],
+        "completed_to_visible": [],
+    }
+    for run_id in run_ids:
+        t = times[run_id]
+        published = publish.published.get(run_id)
+        if published is not None and "RunCreated" in t and "RunStarted" in t:
+            stages["commit_to_published"].append(published - t["RunCreated"])
+            stages["published_to_started"].append(t["RunStarted"] - published)
+        if "RunStarted" in t and "RunCompleted" in t:
+            stages["started_to_completed"].append(t["RunCompleted"] - t["RunStarted"])
+            stages["completed_to_visible"].append(seen[run_id] - t["RunCompleted"])
+    for stage, values in stages.items():
+        for p in (50, 99):
+            report.add(f"stage_{stage}_p{p}", percentile(values, p) * 1000, "ms")
+
+
+async def steady(container: Container, client: httpx.AsyncClient, report: Report, rate: int, seconds: float) -> None:
+    """Submit at a steady rate; how long from submit to started."""
+    total = int(rate * seconds)
+    run_ids: list[str] = []
+    begin = time.perf_counter()
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+        response = await client.post("/api/v1/jobs/noop/test", json={"payload": {}})
+        response.raise_for_status()
+        run_ids.append(response.json()["runId"])
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    achieved = total / (time.perf_counter() - begin)
+    await wait_succeeded(container, run_ids)
+    times = await stage_times(container, run_ids)
+    waits = [(t["RunStarted"] - t["RunCreated"]) * 1000 for t in times.values() if "RunStarted" in t]
+    report.add("steady_rate_achieved", achieved, "runs/s")
+    report.add("submit_to_started_p50_at_steady_rate", percentile(waits, 50), "ms")
+    report.add("submit_to_started_p99_at_steady_rate", percentile(waits, 99), "ms", "<= 100 at 500 runs/s")
+
+
+async def relay_rate(stack: BenchStack, container: Container, report: Report, messages: int) -> None:
+    topic = f"{stack.settings.execution_topic}.relay-bench"
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO outbox (topic, key, value, headers) SELECT :topic, g::text, 'x'::bytea, "
+                '\'{"type": "RelayBench"}\'::jsonb FROM generate_series(1, :n) g'
+            ),
+            {"topic": topic, "n": messages},
+        )
+    began = time.perf_counter()
+    while True:
+        async with container.engine.connect() as conn:
+            left = (await conn.execute(text("SELECT count(*) FROM outbox WHERE topic = :t"), {"t": topic})).scalar()
+        if not left:
+            break
+        await asyncio.sleep(0.01)
+    report.add("relay_messages_per_s", messages / (time.perf_counter() - began), "msgs/s")
+
+
+async def rebuild_rate(container: Container, report: Report, minimum_events: int) -> None:
+    """Add synthetic finished runs until the store holds enough events, then time a full rebuild."""
+    async with container.engine.connect() as conn:
+        have = (await conn.execute(text("SELECT count(*) FROM events"))).scalar_one()
+    now = datetime.now(UTC)
+    while have < minimum_events:
+        runs = []
+        for _ in range(1000):
+            run = JobRun(
+                id=uuid4(),
+                environment_id=str(uuid4()),
+                endpoint_id=str(uuid4()),
+                job_slug="noop",
+                job_version="1.0.0",
+                event_record_id=str(uuid4()),
+                is_test=True,
+            )
+            run.start(1, now, timedelta(seconds=60))
+            run.complete(RunStatus.SUCCESS, {"ok": True})
+            runs.append(run)
+        async with container.store.transaction() as uow:
+            await uow.save(*runs)
+        have += 3000
+    began = time.perf_counter()
+    replayed = await rebuild(container.engine, container.store.read_all, ProgressBar("  rebuild", width=20))
+    report.add("rebuild_events", replayed, "events")
+    report.add("rebuild_events_per_s", replayed / (time.perf_counter() - began), "events/s", ">= 50000")
+
+
+async def register(client: httpx.AsyncClient, stack: BenchStack) -> None:
+    response = await client.post("/api/v1/endpoints", json={"id": "bench", "url": stack.endpoint_url})
+    response.raise_for_status()
+
+
+def peak_memory(stack: BenchStack, report: Report) -> None:
+    for role, rss in sorted(stack.peak_rss.items()):
+        report.add(f"peak_rss_{role}", rss / 2**20, "MiB")

@@ -1,0 +1,65 @@
+"""A minimal trigger.dev endpoint for benchmarks: one job, and every EXECUTE_JOB answers SUCCESS at once,
+so what is measured is the service, not the endpoint."""
+
+import asyncio
+import json
+import sys
+
+JOB = {
+    "id": "noop",
+    "name": "No-op",
+    "version": "1.0.0",
+    "event": {"name": "bench.noop", "source": "trigger.dev"},
+    "trigger": {"type": "static", "rule": {"event": "bench.noop", "source": "trigger.dev"}},
+    "enabled": True,
+}
+INDEX = json.dumps(
+    {"jobs": [JOB], "sources": [], "webhooks": [], "dynamicTriggers": [], "dynamicSchedules": [], "httpEndpoints": []}
+).encode()
+SUCCESS = b'{"status":"SUCCESS","output":{"ok":true}}'
+
+
+def _response(body: bytes) -> bytes:
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+class NoopProtocol(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive, just enough for the service's client."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].decode("latin-1").lower()
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name == "content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            assert self.transport is not None
+            self.transport.write(_response(INDEX if "index_endpoint" in head else SUCCESS))
+
+
+async def serve(port: int) -> None:
+    server = await asyncio.get_running_loop().create_server(NoopProtocol, "127.0.0.1", port)
+    print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    except KeyboardInterrupt:
+        pass
