@@ -53,6 +53,7 @@ async def run_roles(
                     host=settings.host,
                     port=settings.port,
                     log_level="warning",
+                    http="httptools",
                     access_log=False,
                     lifespan="off",
                     # Longer than clients and proxies keep idle connections, so none reuses one we closed.

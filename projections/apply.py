@@ -1,10 +1,11 @@
 """Applying read-model changes: live, inside the writer's transaction, or folded in memory for a rebuild."""
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, and_, func, update
+from sqlalchemy import Table, and_, bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,20 +14,31 @@ from projections.changes import Change, Kind
 
 async def apply_live(conn: AsyncConnection, changes: Iterable[Change]) -> None:
     for change in changes:
-        await conn.execute(_statement(change))
+        params = {
+            f"p_{name}": value for part in (change.key, change.values, change.fill) for name, value in part.items()
+        }
+        await conn.execute(
+            _statement(change.table, change.kind, tuple(change.key), tuple(change.values), tuple(change.fill)), params
+        )
 
 
-def _statement(change: Change) -> Any:
-    table = change.table
-    if change.kind is Kind.UPSERT:
-        stmt = insert(table).values({**change.key, **change.values, **change.fill})
-        overwrite: dict[str, Any] = {name: stmt.excluded[name] for name in change.values}
-        overwrite.update({name: func.coalesce(table.c[name], stmt.excluded[name]) for name in change.fill})
-        return stmt.on_conflict_do_update(index_elements=list(change.key), set_=overwrite)
-    where = and_(*(table.c[name] == value for name, value in change.key.items()))
-    values: dict[str, Any] = dict(change.values)
-    values.update({name: func.coalesce(table.c[name], value) for name, value in change.fill.items()})
-    return update(table).where(where).values(values)
+@functools.cache
+def _statement(table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]) -> Any:
+    """One statement per shape of change, built once, with bound parameters (its compiled form is then
+    cached by SQLAlchemy too)."""
+
+    def param(name: str) -> Any:
+        return bindparam(f"p_{name}", type_=table.c[name].type)
+
+    if kind is Kind.UPSERT:
+        stmt = insert(table).values({name: param(name) for name in (*key, *values, *fill)})
+        overwrite: dict[str, Any] = {name: stmt.excluded[name] for name in values}
+        overwrite.update({name: func.coalesce(table.c[name], stmt.excluded[name]) for name in fill})
+        return stmt.on_conflict_do_update(index_elements=list(key), set_=overwrite)
+    where = and_(*(table.c[name] == param(name) for name in key))
+    changes: dict[str, Any] = {name: param(name) for name in values}
+    changes.update({name: func.coalesce(table.c[name], param(name)) for name in fill})
+    return update(table).where(where).values(changes)
 
 
 class Fold:
