@@ -13,6 +13,9 @@ dev: $(INSTALLED)
 test: $(INSTALLED) $(NODE_INSTALLED)
 	$(BIN)/pytest
 
+bench: $(INSTALLED)
+	$(BIN)/jobs-service bench --record
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,65 @@
+"""The benchmark command works end to end (with small numbers: figures come from `make bench`)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+EXPECTED = {
+    "testjob_submissions_per_s",
+    "submit_latency_p99",
+    "end_to_end_runs_per_s",
+    "stage_commit_to_published_p99",
+    "stage_published_to_started_p99",
+    "stage_started_to_completed_p99",
+    "stage_completed_to_visible_p99",
+    "submit_to_started_p99_at_steady_rate",
+    "relay_messages_per_s",
+    "rebuild_events_per_s",
+    "peak_rss_api",
+    "peak_rss_relay",
+    "peak_rss_worker",
+    "peer_procrastinate_end_to_end_per_s",
+}
+
+
+def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstrap: str) -> None:
+    env = {**os.environ, "DATABASE_URL": postgres_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "bench",
+            "--runs",
+            "60",
+            "--concurrency",
+            "8",
+            "--rate",
+            "40",
+            "--steady-seconds",
+            "1",
+            "--relay-messages",
+            "200",
+            "--rebuild-events",
+            "1000",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    figures = {}
+    for line in result.stdout.splitlines():
+        if line.startswith("{"):
+            figure = json.loads(line)
+            figures[figure["figure"]] = figure
+    assert EXPECTED <= set(figures), EXPECTED - set(figures)
+    assert all(figure["value"] > 0 for name, figure in figures.items() if name in EXPECTED)
+    assert figures["rebuild_events"]["value"] >= 1000
