@@ -25,6 +25,7 @@ from domain.environments import EnvironmentType
 from domain.event_records import EventRecord
 from domain.runs import JobRun
 from domain.status import RunStatus
+from domain.tasks import iso
 
 log = logging.getLogger(__name__)
 
@@ -252,14 +253,10 @@ def run_job_body(run: JobRun, record: EventRecord, target: Target, started: date
             "id": str(run.id),
             "isTest": run.is_test,
             "isRetry": run.failures > 0,
-            "startedAt": _iso(run.started_at or started),
+            "startedAt": iso(run.started_at or started),
         },
         "environment": {"id": run.environment_id, "slug": target.environment_slug, "type": target.environment_type},
         "organization": ORGANIZATION,
         "tasks": run.completed_tasks(),
         "yieldedExecutions": run.yielded_keys,
     }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -14,6 +14,7 @@ from app.codec import event_state
 from app.errors import NotFound
 from app.store import EventStore
 from domain.runs import JobRun
+from domain.tasks import iso_or_none
 from projections import tables
 from projections.apply import Fold
 from projections.run_status import changes as run_status_changes
@@ -57,9 +58,9 @@ def run_summary(row: Any) -> dict[str, Any]:
         "jobSlug": row["job_slug"],
         "version": row["job_version"],
         "status": row["status"],
-        "startedAt": _iso(row["started_at"]),
-        "updatedAt": _iso(row["updated_at"]),
-        "completedAt": _iso(row["completed_at"]),
+        "startedAt": iso_or_none(row["started_at"]),
+        "updatedAt": iso_or_none(row["updated_at"]),
+        "completedAt": iso_or_none(row["completed_at"]),
         "tags": row["tags"],
         "priority": row["priority"],
         "isTest": row["is_test"],
@@ -103,7 +104,3 @@ async def run_at(store: EventStore, run_id: UUID, at: datetime) -> tuple[JobRun,
         fold.apply(run_status_changes(event))
     (row,) = fold.table_rows(RUNS)
     return run, row
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

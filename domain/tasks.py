@@ -3,7 +3,7 @@
 A task is kept as the ServerTask the trigger.dev v2 SDK reads (camelCase keys, ISO dates).
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
@@ -28,7 +28,12 @@ def task_id(run_id: UUID, idempotency_key: str) -> str:
 
 
 def iso(value: datetime) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """An ISO time in UTC with milliseconds and a Z, as the trigger.dev API writes them."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_or_none(value: datetime | None) -> str | None:
+    return None if value is None else iso(value)
 
 
 def new_task(

@@ -11,10 +11,11 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import text
 
 from app import commands
-from app.api.common import AnyRequest, container_of, iso
+from app.api.common import AnyRequest, container_of
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
+from domain.tasks import iso_or_none as iso
 
 _SLUG = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$")
 

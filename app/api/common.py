@@ -1,7 +1,6 @@
 """What every HTTP handler shares: the container, the caller's environment, views and error answers."""
 
 import logging
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -33,10 +32,6 @@ async def caller_environment(request: AnyRequest) -> EnvironmentInfo:
     if env is None:
         raise HTTPException(status_code=401, detail="invalid API key")
     return env
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_run_id(run_id: str) -> UUID:

@@ -10,11 +10,12 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import text
 
 from app import commands
-from app.api.common import AnyRequest, check_json, container_of, iso
+from app.api.common import AnyRequest, check_json, container_of
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from domain import ids
 from domain.event_records import EventRecord
+from domain.tasks import iso_or_none as iso
 
 MAX_BULK = 100
 

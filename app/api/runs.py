@@ -10,11 +10,12 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import text
 
 from app import commands, queries
-from app.api.common import AnyRequest, check_json, container_of, iso, parse_run_id
+from app.api.common import AnyRequest, check_json, container_of, parse_run_id
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from app.run_commands import RunCommands
 from domain.runs import JobRun, validate_tags
+from domain.tasks import iso_or_none as iso
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
 CACHED_TASKS_VERSION = "2023-09-29"
