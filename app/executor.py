@@ -5,6 +5,7 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from app.store import ConcurrencyConflict, EventStore
 from domain import execution
 from domain.environments import EnvironmentType
 from domain.event_records import EventRecord
-from domain.runs import JobRun
+from domain.runs import JobRun, NextExecution
 from domain.status import RunStatus
 from domain.tasks import iso
 
@@ -43,6 +44,7 @@ _EXECUTING = text(
     "SELECT count(*) FROM run_status WHERE environment_id = :env AND concurrency_key = :key AND status = 'EXECUTING'"
 )
 CONCURRENCY_RECHECK = timedelta(milliseconds=200)
+TARGET_CACHE_SECONDS = 2.0
 
 ORGANIZATION = {"id": "default", "title": "Default", "slug": "default"}
 
@@ -63,6 +65,7 @@ class RunExecutor:
         self.topic = topic
         self.lease = timedelta(seconds=lease_seconds)
         self.counts: Counter[str] = Counter()
+        self._targets: dict[tuple[str, str, str], tuple[float, Target]] = {}
 
     async def handle(self, message: ExecuteJobRun) -> str:
         outcome = await self._handle(message)
@@ -96,7 +99,7 @@ class RunExecutor:
         assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
         async with self._holding_lease(run.id, message.attempt):
             outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
-        return await self._finish(run.id, message.attempt, outcome, subscriptions, started, target)
+        return await self._finish(run, message.attempt, outcome, subscriptions, started, target)
 
     @contextlib.asynccontextmanager
     async def _holding_lease(self, run_id: UUID, attempt: int) -> AsyncIterator[None]:
@@ -142,38 +145,49 @@ class RunExecutor:
 
     async def _finish(
         self,
-        run_id: UUID,
+        run: JobRun,
         attempt: int,
         outcome: execution.Outcome,
         subscriptions: dict[str, bool] | None,
         started: datetime,
         target: Target,
     ) -> str:
-        """Record the outcome on the run as it is now: the SDK wrote tasks to it while the job executed."""
+        """Record the outcome on the run. The SDK may have written tasks to it meanwhile (and the lease was
+        extended): on a conflict the run is read again and the outcome applied to it as it is now."""
         for _ in range(CONFLICT_RETRIES):
-            run = await self.store.get(run_id, JobRun)
-            assert run is not None
+            next_execution = None
             if not run.executing(attempt):
                 log.warning(
-                    "run %s: the answer of attempt %d came after the run moved on (%s, attempt %d); recorded nothing",
-                    run_id,
+                    "run %s: the answer of attempt %d came after the run moved on (%s, attempt %d); "
+                    "it is recorded as stale and changes nothing",
+                    run.id,
                     attempt,
                     run.status,
                     run.attempt,
                 )
-                return "stale"
-            if subscriptions is not None:
-                run.subscribe_endpoint(subscriptions["SUCCESS"], subscriptions["FAILURE"])
-            now = datetime.now(UTC)
-            duration_ms = int((now - started).total_seconds() * 1000)
-            next_execution = run.finish(outcome, now, duration_ms, target.environment_type)
-            try:
-                async with self.store.transaction() as uow:
-                    await save_run(uow, self.topic, run, next_execution)
-            except ConcurrencyConflict:
-                continue
-            return "completed" if run.is_terminal else "continued"
-        raise ConcurrencyConflict(f"run {run_id} kept changing while its execution was recorded")
+                run.discard_stale_answer(attempt, outcome.status.value if outcome.status else outcome.next.value)
+                label = "stale"
+            else:
+                if subscriptions is not None:
+                    run.subscribe_endpoint(subscriptions["SUCCESS"], subscriptions["FAILURE"])
+                now = datetime.now(UTC)
+                duration_ms = int((now - started).total_seconds() * 1000)
+                next_execution = run.finish(outcome, now, duration_ms, target.environment_type)
+                label = "completed" if run.is_terminal else "continued"
+            if await self._try_save(run, next_execution):
+                return label
+            reloaded = await self.store.get(run.id, JobRun)
+            assert reloaded is not None
+            run = reloaded
+        raise ConcurrencyConflict(f"run {run.id} kept changing while its execution was recorded")
+
+    async def _try_save(self, run: JobRun, next_execution: NextExecution | None = None) -> bool:
+        try:
+            async with self.store.transaction() as uow:
+                await save_run(uow, self.topic, run, next_execution)
+        except ConcurrencyConflict:
+            return False
+        return True
 
     async def _start(self, run: JobRun, attempt: int) -> datetime | str:
         """Start the attempt, unless the run's concurrency limit is reached: then it waits, as a later message.
@@ -211,13 +225,22 @@ class RunExecutor:
         return outcome
 
     async def _target(self, run: JobRun) -> Target | None:
+        """Where and how to call the run's endpoint; kept for a moment, since runs of a job come in crowds."""
+        key = (run.endpoint_id, run.job_slug, run.job_version)
+        cached = self._targets.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         params = {"endpoint_id": UUID(run.endpoint_id), "job": run.job_slug, "version": run.job_version}
         async with self.store.engine.connect() as conn:
             row = (await conn.execute(_TARGET, params)).first()
         if row is None:
             return None
         enabled = row.metadata is None or row.metadata.get("enabled", True) is not False
-        return Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
+        target = Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
+        if len(self._targets) > 10_000:
+            self._targets.clear()
+        self._targets[key] = (time.monotonic() + TARGET_CACHE_SECONDS, target)
+        return target
 
 
 def _extend(attempt: int, until: datetime, run: JobRun) -> bool:

@@ -41,7 +41,9 @@ async def test_an_execution_in_flight_does_not_complete_a_canceled_run(api: http
     await asyncio.sleep(2.5)  # the endpoint answers SUCCESS meanwhile
     run = (await api.get(f"/api/v2/runs/{run_id}")).json()
     assert run["status"] == "CANCELED"
-    assert "RunCompleted" not in await history(api, run_id)
+    events = await history(api, run_id)
+    assert "RunCompleted" not in events
+    assert events[-1] == "StaleAnswerDiscarded"  # the late SUCCESS is recorded, and changes nothing
 
 
 async def test_cancel_runs_of_a_job(api: httpx.AsyncClient) -> None:
