@@ -15,7 +15,9 @@ from domain.runs import JobRun
 
 
 class RunCommands:
-    def __init__(self, store: EventStore, topic: str, api_url: str, secret_key: Callable[[UUID], Awaitable[str]]):
+    def __init__(
+        self, store: EventStore, topic: str, api_url: str, secret_key: Callable[[UUID], Awaitable[str]]
+    ) -> None:
         self.store = store
         self.topic = topic
         self.api_url = api_url

@@ -13,7 +13,7 @@ from domain import policies
 from domain.environments import EnvironmentType
 from domain.execution import Next, Outcome
 from domain.status import RunStatus, check_transition, is_terminal
-from domain.tasks import TaskStatus, due, iso, new_task, task_id
+from domain.tasks import TaskStatus, due, is_open, iso, new_task, task_id
 
 MAX_TAGS = 10
 
@@ -394,7 +394,7 @@ class JobRun(Aggregate):
         if self.is_terminal:
             return False
         for task in list(self.tasks.values()):
-            if task["status"] in (TaskStatus.PENDING, TaskStatus.WAITING, TaskStatus.RUNNING):
+            if is_open(task):
                 self._task_canceled(task_id=task["id"])
         self._canceled(reason=reason)
         return True
