@@ -6,7 +6,7 @@ import sys
 
 from app import commands
 from app.container import Container
-from app.environments import EnvironmentInfo
+from app.environments import Authenticator, EnvironmentInfo
 from tests.helpers import count, register
 from tests.node_endpoint import NodeEndpoint
 
@@ -44,3 +44,20 @@ async def test_projections_rebuild_shows_progress(
     assert "100%" in rebuilt.stderr
     assert "read models rebuilt from 9 events" in rebuilt.stdout
     assert await count(container.engine, "run_status", "status = 'QUEUED'") == 3
+
+
+async def test_rotate_and_revoke_a_key(container: Container, database_url: str) -> None:
+    created = jobs_service(database_url, "env", "create", "ops", "--type", "PRODUCTION")
+    old_key = created.stdout.split("API key: ")[1].strip()
+    rotated = jobs_service(database_url, "env", "rotate-key", "ops")
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = rotated.stdout.split("API key: ")[1].strip()
+    assert new_key.startswith("tr_prod_") and new_key != old_key
+    fresh = Authenticator(container.engine)
+    assert await fresh.authenticate(old_key) is None
+    assert (await fresh.authenticate(new_key)) is not None
+    revoked = jobs_service(database_url, "env", "revoke-key", "ops")
+    assert revoked.returncode == 0, revoked.stderr
+    assert await Authenticator(container.engine).authenticate(new_key) is None
+    missing = jobs_service(database_url, "env", "rotate-key", "nope")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "jobs-service: environment 'nope' not found")
