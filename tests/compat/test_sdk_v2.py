@@ -13,6 +13,7 @@ from app.container import Container
 from app.environments import EnvironmentInfo
 from domain.runs import JobRun
 from tests.helpers import finished, start_test_run, wait_for
+from tests.http_peer import HttpPeer
 
 
 async def event_types(container: Container, run_id: str) -> list[str]:
@@ -83,45 +84,24 @@ async def test_an_invalid_payload_for_a_job_with_a_schema(api: httpx.AsyncClient
     assert run["output"]["errors"][0]["path"] == ["n"]
 
 
-class CallbackReceiver:
-    """A real HTTP server that records what the service POSTs to a callback URL."""
+class CallbackReceiver(HttpPeer):
+    """Records what the service POSTs to a callback URL; the first `fail_first` answers are 500."""
 
     def __init__(self, fail_first: int = 0) -> None:
+        super().__init__(self._answer)
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.fail_first = fail_first
-        self.server: asyncio.Server | None = None
-        self.port = 0
 
-    async def __aenter__(self) -> "CallbackReceiver":
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/callback"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode()
-        headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
-        headers = {k.lower(): v for k, v in headers.items()}
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    def _answer(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
         self.received.append((headers, body))
-        status = "500 Internal Server Error" if len(self.received) <= self.fail_first else "200 OK"
-        writer.write(f"HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode())
-        await writer.drain()
-        writer.close()
+        return (500 if len(self.received) <= self.fail_first else 200), "{}"
 
 
 async def test_invoke_with_a_callback_url_posts_a_signed_notification(
     api: httpx.AsyncClient, environment: EnvironmentInfo, container: Container
 ) -> None:
     async with CallbackReceiver(fail_first=1) as receiver:
-        body = {"payload": {"x": 1}, "context": {"c": 2}, "options": {"callbackUrl": receiver.url}}
+        body = {"payload": {"x": 1}, "context": {"c": 2}, "options": {"callbackUrl": receiver.url("/callback")}}
         first = await api.post("/api/v1/jobs/return-value/invoke", json=body, headers={"Idempotency-Key": "k-1"})
         again = await api.post("/api/v1/jobs/return-value/invoke", json=body, headers={"Idempotency-Key": "k-1"})
         assert first.status_code == again.status_code == 200, first.text

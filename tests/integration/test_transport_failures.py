@@ -1,7 +1,6 @@
 """What the service does when the endpoint does not answer properly (a real HTTP server that misbehaves
 on purpose, as a broken deployment would)."""
 
-import asyncio
 import json
 from typing import Any
 
@@ -12,6 +11,7 @@ from app.container import Container
 from app.environments import EnvironmentInfo, create_environment
 from domain.environments import EnvironmentType
 from tests.helpers import wait_for
+from tests.http_peer import HttpPeer
 
 JOB = {
     "id": "job",
@@ -24,49 +24,25 @@ SUCCESS = (200, json.dumps({"status": "SUCCESS", "output": {"fine": True}}))
 DROP = (0, "")  # close the connection without answering
 
 
-class ScriptedEndpoint:
-    """Answers INDEX_ENDPOINT with one job, and each EXECUTE_JOB with the next scripted answer."""
+class ScriptedEndpoint(HttpPeer):
+    """Answers INDEX_ENDPOINT with one job, and each EXECUTE_JOB with the next scripted answer (the last one
+    again once the script is used up); a status of 0 drops the connection."""
 
     def __init__(self, answers: list[tuple[int, str]]) -> None:
+        super().__init__(self._answer)
         self.answers = list(answers)
         self.executions = 0
-        self.server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> "ScriptedEndpoint":
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
 
     @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/api/trigger"
+    def endpoint_url(self) -> str:
+        return self.url("/api/trigger")
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
-                headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
-                await reader.readexactly(int(headers.get("content-length", "0")))
-                if headers.get("x-trigger-action") == "index_endpoint":
-                    status, body = 200, json.dumps({"jobs": [JOB]})
-                else:
-                    self.executions += 1
-                    status, body = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-                if status == 0:
-                    return
-                writer.write(
-                    f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
-                    f"content-length: {len(body)}\r\n\r\n{body}".encode()
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    def _answer(self, headers: dict[str, str], body: bytes) -> tuple[int, str] | None:
+        if headers.get("x-trigger-action") == "INDEX_ENDPOINT":
+            return 200, json.dumps({"jobs": [JOB]})
+        self.executions += 1
+        status, content = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return None if status == 0 else (status, content)
 
 
 @pytest.fixture
@@ -77,7 +53,9 @@ async def production(container: Container) -> EnvironmentInfo:
 
 async def run_once(api: httpx.AsyncClient, env: EnvironmentInfo, endpoint: ScriptedEndpoint) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {env.api_key}"}
-    registered = await api.post("/api/v1/endpoints", json={"id": "scripted", "url": endpoint.url}, headers=headers)
+    registered = await api.post(
+        "/api/v1/endpoints", json={"id": "scripted", "url": endpoint.endpoint_url}, headers=headers
+    )
     assert registered.status_code == 200, registered.text
     run_id = (await api.post("/api/v1/jobs/job/test", json={}, headers=headers)).json()["runId"]
 

@@ -1,0 +1,51 @@
+"""A real HTTP/1.1 server on 127.0.0.1 for tests that need a peer to misbehave or to record what it got."""
+
+import asyncio
+from collections.abc import Callable
+
+Answer = Callable[[dict[str, str], bytes], tuple[int, str] | None]
+
+
+class HttpPeer:
+    """Answers each request with `answer(headers, body)`: (status, JSON body), or None to drop the connection
+    without answering. Header names are lower case."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> "HttpPeer":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{path}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode()
+                headers = {}
+                for line in head.split("\r\n")[1:]:
+                    name, separator, value = line.partition(": ")
+                    if separator:
+                        headers[name.lower()] = value
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                answer = self.answer(headers, body)
+                if answer is None:
+                    return
+                status, content = answer
+                writer.write(
+                    f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(content.encode())}\r\n\r\n{content}".encode()
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
