@@ -1,5 +1,6 @@
 """A read-model change: what one event does to one row, applied live or folded during a rebuild."""
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -22,7 +23,12 @@ class Change:
     fill: dict[str, Any] = field(default_factory=dict)  # written only where the column is still NULL
 
     def key_tuple(self) -> tuple[Any, ...]:
-        return tuple(self.key[c.name] for c in self.table.primary_key.columns)
+        return tuple(self.key[name] for name in primary_key(self.table))
+
+
+@functools.cache
+def primary_key(table: Table) -> tuple[str, ...]:
+    return tuple(column.name for column in table.primary_key.columns)
 
 
 def as_uuid(value: str | UUID) -> UUID:

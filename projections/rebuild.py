@@ -3,7 +3,9 @@
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from sqlalchemy import func, insert, select, text
+import msgspec
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from projections.apply import Fold
@@ -11,7 +13,7 @@ from projections.registry import changes_for
 from projections.tables import READ_MODELS
 
 BATCH = 5000
-INSERT_CHUNK = 2000
+_json = msgspec.json.Encoder()
 
 
 class ReadAll(Protocol):
@@ -44,9 +46,23 @@ async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | N
             replayed += len(tail)
         await conn.execute(text("TRUNCATE " + ", ".join(table.name for table in READ_MODELS)))
         for table in READ_MODELS:
-            rows = fold.table_rows(table)
-            for start in range(0, len(rows), INSERT_CHUNK):
-                await conn.execute(insert(table), rows[start : start + INSERT_CHUNK])
+            await _copy(conn, table, fold.table_rows(table))
     if progress:
         progress(replayed, replayed)
     return replayed
+
+
+async def _copy(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Write the rows with COPY: the fastest way in, and rows are plain values already."""
+    if not rows:
+        return
+    columns = [column.name for column in table.columns]
+    json_columns = {column.name for column in table.columns if isinstance(column.type, JSONB)}
+    records = [tuple(_encode(row[name]) if name in json_columns else row[name] for name in columns) for row in rows]
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+
+
+def _encode(value: Any) -> str | None:
+    return None if value is None else _json.encode(value).decode()
