@@ -151,10 +151,10 @@ async def test_job(
 ) -> CreatedRun:
     """TestJob: record a test event and create its run, with the run's execution in the outbox."""
     job = await job_version(store, env, job_slug, version)
-    for offset in range(5):
+    for _ in range(5):
         record = _record(
             env,
-            test_event_id(job.event_name, int(time.time() * 1000) + offset),
+            test_event_id(job.event_name, _test_epoch_ms((env.id, job.event_name))),
             job.event_name,
             payload if payload is not None else {},
             {},
@@ -165,9 +165,24 @@ async def test_job(
         try:
             await _save_new(store, topic, record, [run])
         except ConcurrencyConflict:
-            continue  # another test event of this job in the same millisecond took this id
+            continue  # another process's test event of this job took this millisecond
         return CreatedRun(run.id, record.event_id)
     raise Unprocessable("too many test runs of this job at the same moment; try again")
+
+
+_last_test_ms: dict[tuple[UUID, str], int] = {}
+
+
+def _test_epoch_ms(key: tuple[UUID, str]) -> int:
+    """The millisecond of a test event id: now, or past the last one this process gave the same event name,
+    so that concurrent TestJobs of one job here never collide (ids are `test:<name>:<epoch ms>`)."""
+    now = int(time.time() * 1000)
+    last = _last_test_ms.get(key, 0)
+    ms = now if now > last else last + 1
+    if len(_last_test_ms) > 10_000:
+        _last_test_ms.clear()
+    _last_test_ms[key] = ms
+    return ms
 
 
 async def invoke_job(
@@ -304,10 +319,7 @@ def _new_run(run_id: UUID, job: JobVersion, record: EventRecord, options: RunOpt
 
 async def _save_new(store: EventStore, topic: str, record: EventRecord, runs: list[JobRun]) -> None:
     messages: list[OutboxMessage] = [execution_outbox(topic, run, 1) for run in runs]
-    async with store.transaction() as uow:
-        await uow.save(record, *runs)
-        if messages:
-            await uow.enqueue(*messages)
+    await store.commit([e for aggregate in (record, *runs) for e in aggregate.collect_events()], messages)
 
 
 def deliver_after(seconds: float) -> datetime:

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from app.endpoint_client import EndpointClient, EndpointError
 from app.messages import ExecuteJobRun
-from app.run_writes import CONFLICT_RETRIES, change_run, execution_outbox, save_run
+from app.run_writes import CONFLICT_RETRIES, change_run, commit_run, execution_outbox, save_run
 from app.store import ConcurrencyConflict, EventStore
 from domain import execution
 from domain.environments import EnvironmentType
@@ -183,8 +183,7 @@ class RunExecutor:
 
     async def _try_save(self, run: JobRun, next_execution: NextExecution | None = None) -> bool:
         try:
-            async with self.store.transaction() as uow:
-                await save_run(uow, self.topic, run, next_execution)
+            await commit_run(self.store, self.topic, run, next_execution)
         except ConcurrencyConflict:
             return False
         return True
@@ -193,19 +192,23 @@ class RunExecutor:
         """Start the attempt, unless the run's concurrency limit is reached: then it waits, as a later message.
         Returns when it started, or why it did not."""
         try:
+            if not (run.concurrency_key and run.concurrency_limit):
+                started = datetime.now(UTC)
+                run.start(attempt, started, self.lease)
+                await commit_run(self.store, self.topic, run)
+                return started
             async with self.store.transaction() as uow:
-                if run.concurrency_key and run.concurrency_limit:
-                    params = {
-                        "env": UUID(run.environment_id),
-                        "key": run.concurrency_key,
-                        "lock": f"{run.environment_id}:{run.concurrency_key}",
-                    }
-                    await uow.conn.execute(_LOCK_CONCURRENCY_KEY, params)
-                    executing = (await uow.conn.execute(_EXECUTING, params)).scalar_one()
-                    if executing >= run.concurrency_limit:
-                        due = datetime.now(UTC) + CONCURRENCY_RECHECK * (1 + random.random())
-                        await uow.enqueue(execution_outbox(self.topic, run, attempt, due))
-                        return "deferred"
+                params = {
+                    "env": UUID(run.environment_id),
+                    "key": run.concurrency_key,
+                    "lock": f"{run.environment_id}:{run.concurrency_key}",
+                }
+                await uow.conn.execute(_LOCK_CONCURRENCY_KEY, params)
+                executing = (await uow.conn.execute(_EXECUTING, params)).scalar_one()
+                if executing >= run.concurrency_limit:
+                    due = datetime.now(UTC) + CONCURRENCY_RECHECK * (1 + random.random())
+                    await uow.enqueue(execution_outbox(self.topic, run, attempt, due))
+                    return "deferred"
                 # Started only now, after the slot was taken: no start is dated before a slot was free.
                 started = datetime.now(UTC)
                 run.start(attempt, started, self.lease)
@@ -217,8 +220,7 @@ class RunExecutor:
 
     async def _save(self, run: JobRun, outcome: str) -> str:
         try:
-            async with self.store.transaction() as uow:
-                await save_run(uow, self.topic, run)
+            await commit_run(self.store, self.topic, run)
         except ConcurrencyConflict:
             log.info("run %s changed meanwhile (another worker); skipped", run.id)
             return "duplicate"

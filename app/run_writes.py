@@ -1,12 +1,13 @@
 """Saving a run together with what its new events set in motion: the next execution, notifications."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy import text
 
+from app.codec import DomainEvent
 from app.errors import NotFound
 from app.messages import ExecuteJobRun, NotifyRun, lane_topic, outbox_message
 from app.store import ConcurrencyConflict, EventStore, OutboxMessage, UnitOfWork
@@ -34,17 +35,40 @@ def execution_outbox(topic: str, run: JobRun, attempt: int, due_at: datetime | N
 
 
 async def save_run(uow: UnitOfWork, topic: str, run: JobRun, next_execution: NextExecution | None = None) -> None:
-    events = await uow.save(run)
+    """Save the run's new events in this transaction, with what they set in motion."""
+    events = run.collect_events()
+    await uow.append(events)
+    if any(isinstance(event, JobRun.RunCanceled) for event in events):
+        await uow.conn.execute(_WITHDRAW, {"key": str(run.id)})
+    if messages := _followups(topic, run, events, next_execution):
+        await uow.enqueue(*messages)
+
+
+async def commit_run(store: EventStore, topic: str, run: JobRun, next_execution: NextExecution | None = None) -> None:
+    """Save the run as save_run does, in a transaction shared with other writes of this process (a cancel,
+    which withdraws queued executions, in one of its own)."""
+    events = run.collect_events()
+    if any(isinstance(event, JobRun.RunCanceled) for event in events):
+        async with store.transaction() as uow:
+            await uow.append(events)
+            await uow.conn.execute(_WITHDRAW, {"key": str(run.id)})
+            if messages := _followups(topic, run, events, next_execution):
+                await uow.enqueue(*messages)
+        return
+    await store.commit(events, _followups(topic, run, events, next_execution))
+
+
+def _followups(
+    topic: str, run: JobRun, events: Sequence[DomainEvent], next_execution: NextExecution | None
+) -> list[OutboxMessage]:
+    """The outbox rows the new events call for: the next execution, and notifications when the run ended."""
     messages = []
     if next_execution is not None:
         messages.append(execution_outbox(topic, run, next_execution.attempt, next_execution.due_at))
-    if any(isinstance(event, JobRun.RunCanceled) for event in events):
-        await uow.conn.execute(_WITHDRAW, {"key": str(run.id)})
     if run.is_terminal and any(isinstance(event, ENDINGS) for event in events):
         for target in run.notification_targets():
             messages.append(outbox_message(topic, str(run.id), NotifyRun(str(run.id), target, 1)))
-    if messages:
-        await uow.enqueue(*messages)
+    return messages
 
 
 async def change_run(
@@ -64,8 +88,7 @@ async def change_run(
             result = await result
         next_execution = run.due_execution()
         try:
-            async with store.transaction() as uow:
-                await save_run(uow, topic, run, next_execution)
+            await commit_run(store, topic, run, next_execution)
         except ConcurrencyConflict:
             continue
         return result

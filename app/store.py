@@ -15,7 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.coalesce import Coalescer
 from app.codec import DomainEvent, decode_event, encode_event
+from app.group_commit import Write, group_commit
 from projections.apply import apply_live
 from projections.registry import changes_for
 
@@ -30,6 +32,10 @@ _INSERT_OUTBOX = text(
 )
 _LOAD = text(
     "SELECT originator_version, topic, state FROM events WHERE originator_id = :id ORDER BY originator_version"
+)
+_LOAD_MANY = text(
+    "SELECT originator_id, originator_version, topic, state FROM events WHERE originator_id = ANY(:ids) "
+    "ORDER BY originator_id, originator_version"
 )
 # Only below the oldest running transaction: a reader must not pass an event that commits later
 # with a lower position (the commit-order gap).
@@ -108,6 +114,8 @@ class UnitOfWork:
 class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._commits = group_commit(self.transaction)
+        self._loads: Coalescer[UUID, list[DomainEvent]] = Coalescer(self._load_many)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
@@ -118,13 +126,25 @@ class EventStore:
         async with self.transaction() as uow:
             return await uow.save(*aggregates)
 
+    async def commit(self, events: Sequence[DomainEvent], messages: Sequence[OutboxMessage] = ()) -> None:
+        """Append the events and enqueue the messages atomically, in a transaction shared with other
+        concurrent commits of this process (see app.group_commit)."""
+        await self._commits(Write(events, messages))
+
     async def load_events(self, aggregate_id: UUID, conn: AsyncConnection | None = None) -> list[DomainEvent]:
+        """The aggregate's events; outside a transaction, concurrent loads share one query."""
         if conn is None:
-            async with self.engine.connect() as own:
-                result = await own.execute(_LOAD, {"id": aggregate_id})
-        else:
-            result = await conn.execute(_LOAD, {"id": aggregate_id})
+            return await self._loads(aggregate_id)
+        result = await conn.execute(_LOAD, {"id": aggregate_id})
         return [decode_event(aggregate_id, version, topic, state) for version, topic, state in result]
+
+    async def _load_many(self, aggregate_ids: list[UUID]) -> list[list[DomainEvent] | BaseException]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(_LOAD_MANY, {"ids": list(set(aggregate_ids))})
+        found: dict[UUID, list[DomainEvent]] = {}
+        for originator_id, version, topic, state in result:
+            found.setdefault(originator_id, []).append(decode_event(originator_id, version, topic, state))
+        return [found.get(aggregate_id, []) for aggregate_id in aggregate_ids]
 
     async def get(self, aggregate_id: UUID, cls: type[A], conn: AsyncConnection | None = None) -> A | None:
         events = await self.load_events(aggregate_id, conn)

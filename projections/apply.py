@@ -13,13 +13,23 @@ from projections.changes import Change, Kind
 
 
 async def apply_live(conn: AsyncConnection, changes: Iterable[Change]) -> None:
+    """Apply the changes in order, one statement execution per shape of change where order allows: the
+    n-th changes of distinct rows do not depend on each other, so those of one shape go together."""
+    rounds: list[dict[Any, list[dict[str, Any]]]] = []
+    seen: dict[tuple[Any, ...], int] = defaultdict(int)
     for change in changes:
-        params = {
-            f"p_{name}": value for part in (change.key, change.values, change.fill) for name, value in part.items()
-        }
-        await conn.execute(
-            _statement(change.table, change.kind, tuple(change.key), tuple(change.values), tuple(change.fill)), params
+        row = (change.table, *change.key.values())
+        turn = seen[row]
+        seen[row] = turn + 1
+        if turn == len(rounds):
+            rounds.append(defaultdict(list))
+        shape = (change.table, change.kind, tuple(change.key), tuple(change.values), tuple(change.fill))
+        rounds[turn][shape].append(
+            {f"p_{name}": value for part in (change.key, change.values, change.fill) for name, value in part.items()}
         )
+    for shapes in rounds:
+        for shape, params in shapes.items():
+            await conn.execute(_statement(*shape), params)
 
 
 @functools.cache

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
 from app.bench.figures import Report, percentile
+from app.bench.load import ApiConnections, LoadError
 from app.bench.stack import BenchStack
 from app.container import Container
 from app.progress import ProgressBar
@@ -24,8 +25,15 @@ _TIMES = text(
 )
 
 
+async def test_job(api: ApiConnections) -> str:
+    status, answer = await api.post("/api/v1/jobs/noop/test", {"payload": {}})
+    if status != 202 or not isinstance(answer, dict):
+        raise LoadError(f"TestJob answered {status}: {answer}")
+    return str(answer["runId"])
+
+
 async def submit(
-    client: httpx.AsyncClient, count: int, concurrency: int, run_ids: list[str] | None = None
+    api: ApiConnections, count: int, concurrency: int, run_ids: list[str] | None = None
 ) -> tuple[list[str], list[float], float]:
     """TestJob `count` times, `concurrency` at once; returns run ids, latencies (ms) and the wall time."""
     run_ids = [] if run_ids is None else run_ids
@@ -35,10 +43,9 @@ async def submit(
     async def submitter() -> None:
         for _ in queue:
             started = time.perf_counter()
-            response = await client.post("/api/v1/jobs/noop/test", json={"payload": {}})
+            run_id = await test_job(api)
             latencies.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
-            run_ids.append(response.json()["runId"])
+            run_ids.append(run_id)
 
     began = time.perf_counter()
     await asyncio.gather(*(submitter() for _ in range(concurrency)))
@@ -124,13 +131,13 @@ class PublishTimes:
 
 
 async def throughput(
-    stack: BenchStack, container: Container, client: httpx.AsyncClient, report: Report, runs: int, concurrency: int
+    stack: BenchStack, container: Container, api: ApiConnections, report: Report, runs: int, concurrency: int
 ) -> None:
     async with PublishTimes(stack) as publish:
         submitted: list[str] = []
         watcher = asyncio.create_task(wait_succeeded(container, submitted, expected=runs))
         first = time.time()
-        run_ids, latencies, wall = await submit(client, runs, concurrency, submitted)
+        run_ids, latencies, wall = await submit(api, runs, concurrency, submitted)
         seen = await watcher
     report.add("testjob_submissions_per_s", runs / wall, "runs/s", ">= 2000")
     for p in (50, 95, 99):
@@ -157,7 +164,7 @@ async def throughput(
             report.add(f"stage_{stage}_p{p}", percentile(values, p) * 1000, "ms")
 
 
-async def steady(container: Container, client: httpx.AsyncClient, report: Report, rate: int, seconds: float) -> None:
+async def steady(container: Container, api: ApiConnections, report: Report, rate: int, seconds: float) -> None:
     """Submit at a steady rate; how long from submit to started."""
     total = int(rate * seconds)
     run_ids: list[str] = []
@@ -165,9 +172,7 @@ async def steady(container: Container, client: httpx.AsyncClient, report: Report
 
     async def one(i: int) -> None:
         await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
-        response = await client.post("/api/v1/jobs/noop/test", json={"payload": {}})
-        response.raise_for_status()
-        run_ids.append(response.json()["runId"])
+        run_ids.append(await test_job(api))
 
     await asyncio.gather(*(one(i) for i in range(total)))
     achieved = total / (time.perf_counter() - begin)

@@ -11,6 +11,7 @@ import httpx
 
 from app.bench import measure
 from app.bench.figures import Report
+from app.bench.load import ApiConnections
 from app.bench.stack import bench_stack
 from app.container import Container
 from app.settings import Settings
@@ -51,20 +52,21 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     assert isinstance(stack, BenchStack)
     container = Container.create(replace(stack.settings, db_pool_size=5))
     headers = {"Authorization": f"Bearer {stack.api_key}"}
-    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
+    api = ApiConnections(stack.api_url, headers, options.concurrency)
     try:
-        async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=60, limits=limits) as client:
+        async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=60) as client:
             await measure.register(client, stack)
-            await measure.submit(client, 200, 16)  # warm up
-            print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
-            await measure.throughput(stack, container, client, report, options.runs, options.concurrency)
-            print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
-            await measure.steady(container, client, report, options.rate, options.steady_seconds)
+        await measure.submit(api, 200, 16)  # warm up
+        print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
+        await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
+        await measure.steady(container, api, report, options.rate, options.steady_seconds)
         print(f"# relay: {options.relay_messages} outbox rows")
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
         await measure.rebuild_rate(container, report, options.rebuild_events)
     finally:
+        await api.close()
         await container.close()
 
 
