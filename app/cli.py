@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = Settings.from_env()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("aiokafka", "alembic", "httpx"):
+    for noisy in ("aiokafka", "alembic", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from app.errors import ClientError
 

@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import httpx
 import msgspec
 from sqlalchemy import text
 
-from app.endpoint_client import EndpointClient, EndpointError
+from app.endpoint_client import EndpointClient, EndpointError, EndpointResponse
 from app.messages import ExecuteJobRun
 from app.run_writes import CONFLICT_RETRIES, change_run, commit_run, execution_outbox, save_run
 from app.store import ConcurrencyConflict, EventStore
@@ -134,7 +133,7 @@ class RunExecutor:
         try:
             response = await self.client.call(target.url, target.api_key, "EXECUTE_JOB", body)
         except EndpointError as error:
-            return execution.from_transport_failure(str(error), isinstance(error.__cause__, httpx.ReadTimeout)), None
+            return execution.from_transport_failure(str(error), error.timed_out), None
         if not 200 <= response.status_code < 300:
             return execution.from_response(response.status_code, None), None
         try:
@@ -249,7 +248,7 @@ def _extend(attempt: int, until: datetime, run: JobRun) -> bool:
     return run.extend_lease(attempt, until)
 
 
-def _subscriptions(response: httpx.Response) -> dict[str, bool] | None:
+def _subscriptions(response: EndpointResponse) -> dict[str, bool] | None:
     raw = response.headers.get("x-trigger-run-metadata")
     if not raw:
         return None

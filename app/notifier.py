@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import httpx
 import msgspec
 from sqlalchemy import text
 
@@ -81,8 +80,8 @@ class Notifier:
                 assert run.callback_url is not None
                 content = msgspec.json.encode(body)
                 headers = {"content-type": "application/json", SIGNATURE_HEADER: sign(content, api_key)}
-                response = await self.client.http.post(run.callback_url, content=content, headers=headers)
-        except (EndpointError, httpx.HTTPError) as error:
+                response = await self.client.post(run.callback_url, content, headers)
+        except EndpointError as error:
             return False, str(error)
         return 200 <= response.status_code < 300, f"HTTP {response.status_code}"
 

@@ -5,7 +5,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-import httpx
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
@@ -233,9 +232,10 @@ async def rebuild_rate(container: Container, report: Report, minimum_events: int
     report.add("rebuild_events_per_s", replayed / (time.perf_counter() - began), "events/s", ">= 50000")
 
 
-async def register(client: httpx.AsyncClient, stack: BenchStack) -> None:
-    response = await client.post("/api/v1/endpoints", json={"id": "bench", "url": stack.endpoint_url})
-    response.raise_for_status()
+async def register(api: ApiConnections, stack: BenchStack) -> None:
+    status, answer = await api.post("/api/v1/endpoints", {"id": "bench", "url": stack.endpoint_url})
+    if status != 200:
+        raise LoadError(f"registering the no-op endpoint answered {status}: {answer}")
 
 
 def peak_memory(stack: BenchStack, report: Report) -> None:

@@ -7,8 +7,6 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
-
 from app.bench import measure
 from app.bench.figures import Report
 from app.bench.load import ApiConnections
@@ -54,8 +52,7 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     headers = {"Authorization": f"Bearer {stack.api_key}"}
     api = ApiConnections(stack.api_url, headers, options.concurrency)
     try:
-        async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=60) as client:
-            await measure.register(client, stack)
+        await measure.register(api, stack)
         await measure.submit(api, 200, 16)  # warm up
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
