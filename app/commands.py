@@ -14,6 +14,7 @@ from app.errors import NotFound, Unprocessable
 from app.messages import DeliverEvent, outbox_message
 from app.run_writes import execution_outbox
 from app.store import ConcurrencyConflict, EventStore, OutboxMessage
+from app.ttl_cache import TtlCache
 from domain import ids
 from domain.endpoints import Endpoint
 from domain.event_filter import rule_matches
@@ -117,27 +118,26 @@ async def register_endpoint(
     return endpoint
 
 
-_VERSION_CACHE_SECONDS = 2.0
-_versions: dict[tuple[UUID, str, str | None], tuple[float, JobVersion]] = {}
+_VersionKey = tuple[EventStore, UUID, str, str, str | None]
+
+
+async def _load_job_version(key: _VersionKey) -> JobVersion:
+    store, env_id, env_slug, job_slug, version = key
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(_JOB_VERSION, {"env": env_id, "slug": job_slug, "version": version})).first()
+    if row is None:
+        what = f"version {version!r} of job {job_slug!r}" if version else f"job {job_slug!r}"
+        raise NotFound(f"{what} not found in environment {env_slug!r}")
+    return JobVersion(row.job_slug, row.version, str(row.endpoint_id), row.metadata)
+
+
+_versions: TtlCache[_VersionKey, JobVersion] = TtlCache(_load_job_version, ttl_seconds=2.0)
 
 
 async def job_version(store: EventStore, env: EnvironmentInfo, job_slug: str, version: str | None) -> JobVersion:
-    """The job's version (the latest when none is named); found ones are cached for a moment per process,
-    since every TestJob and invoke asks."""
-    key = (env.id, job_slug, version)
-    cached = _versions.get(key)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    async with store.engine.connect() as conn:
-        row = (await conn.execute(_JOB_VERSION, {"env": env.id, "slug": job_slug, "version": version})).first()
-    if row is None:
-        what = f"version {version!r} of job {job_slug!r}" if version else f"job {job_slug!r}"
-        raise NotFound(f"{what} not found in environment {env.slug!r}")
-    found = JobVersion(row.job_slug, row.version, str(row.endpoint_id), row.metadata)
-    if len(_versions) > 10_000:
-        _versions.clear()
-    _versions[key] = (time.monotonic() + _VERSION_CACHE_SECONDS, found)
-    return found
+    """The job's version (the latest when none is named); cached for a moment per process, since every
+    TestJob and invoke asks."""
+    return await _versions.get((store, env.id, env.slug, job_slug, version))
 
 
 async def test_job(

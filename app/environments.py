@@ -2,7 +2,6 @@
 
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
@@ -11,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import Conflict, NotFound
 from app.store import EventStore, UnitOfWork
+from app.ttl_cache import TtlCache
 from domain.environments import KEY_PREFIX, Environment, EnvironmentType
 
 _FIND_BY_HASH = text(
@@ -112,25 +112,17 @@ _SECRET = text("SELECT api_key FROM environment_secrets WHERE environment_id = :
 class Authenticator:
     """Finds the environment of an API key; answers are cached briefly so a hot path skips the database."""
 
-    def __init__(self, engine: AsyncEngine, ttl_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+    def __init__(self, engine: AsyncEngine, ttl_seconds: float = 5.0) -> None:
         self.engine = engine
-        self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
-        self._cache: dict[str, tuple[float, EnvironmentInfo | None]] = {}
+        self._cache: TtlCache[str, EnvironmentInfo | None] = TtlCache(self._find, ttl_seconds)
 
     async def authenticate(self, api_key: str) -> EnvironmentInfo | None:
-        digest = hash_key(api_key)
-        now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        return await self._cache.get(hash_key(api_key))
+
+    async def _find(self, digest: str) -> EnvironmentInfo | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(_FIND_BY_HASH, {"hash": digest})).first()
-        info = None if row is None else EnvironmentInfo(row.id, row.slug, EnvironmentType(row.type), row.api_key)
-        if len(self._cache) >= self.max_entries:
-            self._cache.clear()
-        self._cache[digest] = (now + self.ttl_seconds, info)
-        return info
+        return None if row is None else EnvironmentInfo(row.id, row.slug, EnvironmentType(row.type), row.api_key)
 
     async def api_key(self, environment_id: UUID) -> str:
         """The environment's API key: what EXECUTE_JOB calls carry and what signatures are keyed with."""

@@ -5,7 +5,6 @@ import contextlib
 import functools
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from app.endpoint_client import EndpointClient, EndpointError, EndpointResponse
 from app.messages import ExecuteJobRun
 from app.run_writes import CONFLICT_RETRIES, change_run, commit_run, execution_outbox, save_run
 from app.store import ConcurrencyConflict, EventStore
+from app.ttl_cache import TtlCache
 from domain import execution
 from domain.environments import EnvironmentType
 from domain.event_records import EventRecord
@@ -64,7 +64,7 @@ class RunExecutor:
         self.topic = topic
         self.lease = timedelta(seconds=lease_seconds)
         self.counts: Counter[str] = Counter()
-        self._targets: dict[tuple[str, str, str], tuple[float, Target]] = {}
+        self._targets: TtlCache[tuple[str, str, str], Target | None] = TtlCache(self._find_target, TARGET_CACHE_SECONDS)
 
     async def handle(self, message: ExecuteJobRun) -> str:
         outcome = await self._handle(message)
@@ -227,21 +227,17 @@ class RunExecutor:
 
     async def _target(self, run: JobRun) -> Target | None:
         """Where and how to call the run's endpoint; kept for a moment, since runs of a job come in crowds."""
-        key = (run.endpoint_id, run.job_slug, run.job_version)
-        cached = self._targets.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        params = {"endpoint_id": UUID(run.endpoint_id), "job": run.job_slug, "version": run.job_version}
+        return await self._targets.get((run.endpoint_id, run.job_slug, run.job_version))
+
+    async def _find_target(self, key: tuple[str, str, str]) -> Target | None:
+        endpoint_id, job_slug, job_version = key
+        params = {"endpoint_id": UUID(endpoint_id), "job": job_slug, "version": job_version}
         async with self.store.engine.connect() as conn:
             row = (await conn.execute(_TARGET, params)).first()
         if row is None:
             return None
         enabled = row.metadata is None or row.metadata.get("enabled", True) is not False
-        target = Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
-        if len(self._targets) > 10_000:
-            self._targets.clear()
-        self._targets[key] = (time.monotonic() + TARGET_CACHE_SECONDS, target)
-        return target
+        return Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
 
 
 def _extend(attempt: int, until: datetime, run: JobRun) -> bool:

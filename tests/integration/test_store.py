@@ -82,3 +82,45 @@ async def test_concurrent_writers_of_one_run_conflict(store: EventStore) -> None
     async with store.engine.connect() as conn:
         count = await conn.execute(text("SELECT count(*) FROM events WHERE originator_id = :id"), {"id": run.id})
         assert count.scalar() == 2
+
+
+async def test_concurrent_commits_share_a_transaction_and_a_conflict_fails_only_its_own_write(
+    store: EventStore,
+) -> None:
+    taken = new_run()
+    await store.save(taken)
+    late = await store.get(taken.id, JobRun)
+    assert late is not None
+    winner = await store.get(taken.id, JobRun)
+    assert winner is not None
+    winner.start(1, datetime.now(UTC), timedelta(seconds=5))
+    await store.save(winner)
+    late.start(1, datetime.now(UTC), timedelta(seconds=9))  # version 2 is already taken: a conflict
+
+    fresh = [new_run() for _ in range(20)]
+    writes = [store.commit(run.collect_events()) for run in fresh]
+    writes.insert(7, store.commit(late.collect_events()))
+    results = await asyncio.gather(*writes, return_exceptions=True)
+
+    assert isinstance(results[7], ConcurrencyConflict)
+    assert [r for i, r in enumerate(results) if i != 7] == [None] * 20
+    async with store.engine.connect() as conn:
+        ids = [run.id for run in fresh]
+        saved = await conn.execute(text("SELECT count(*) FROM events WHERE originator_id = ANY(:ids)"), {"ids": ids})
+        assert saved.scalar() == 20
+        shown = await conn.execute(text("SELECT count(*) FROM run_status WHERE id = ANY(:ids)"), {"ids": ids})
+        assert shown.scalar() == 20
+    events = await store.load_events(taken.id)
+    assert events[1].__dict__["lease_until"] == winner.lease_until
+
+
+async def test_concurrent_loads_each_get_their_own_aggregate(store: EventStore) -> None:
+    runs = [new_run() for _ in range(10)]
+    for run in runs[:5]:
+        run.start(1, datetime.now(UTC), timedelta(seconds=5))
+    await store.save(*runs)
+    ids = [run.id for run in runs] + [runs[0].id, uuid4()]
+    loaded = await asyncio.gather(*(store.get(i, JobRun) for i in ids))
+    assert [r.id if r else None for r in loaded] == [*ids[:-1], None]
+    assert [r.attempt for r in loaded[:10] if r] == [1] * 5 + [0] * 5
+    assert loaded[0] is not loaded[10]  # the same run asked twice: two aggregates, not one shared
