@@ -142,45 +142,55 @@ async def throughput(
     for p in (50, 95, 99):
         report.add(f"submit_latency_p{p}", percentile(latencies, p), "ms")
     report.add("end_to_end_runs_per_s", runs / (max(seen.values()) - first), "runs/s", ">= 1000")
-    times = await stage_times(container, run_ids)
+    stage_figures(report, "stage", await stage_times(container, run_ids), publish.published, seen)
+
+
+def stage_figures(
+    report: Report, prefix: str, times: dict[str, dict[str, float]], published: dict[str, float], seen: dict[str, float]
+) -> None:
+    """p50 and p99 of each stage a run goes through: commit → published → consumer start → completed → visible."""
     stages: dict[str, list[float]] = {
         "commit_to_published": [],
         "published_to_started": [],
         "started_to_completed": [],
         "completed_to_visible": [],
     }
-    for run_id in run_ids:
-        t = times[run_id]
-        published = publish.published.get(run_id)
-        if published is not None and "RunCreated" in t and "RunStarted" in t:
-            stages["commit_to_published"].append(published - t["RunCreated"])
-            stages["published_to_started"].append(t["RunStarted"] - published)
+    for run_id, t in times.items():
+        at = published.get(run_id)
+        if at is not None and "RunCreated" in t and "RunStarted" in t:
+            stages["commit_to_published"].append(at - t["RunCreated"])
+            stages["published_to_started"].append(t["RunStarted"] - at)
         if "RunStarted" in t and "RunCompleted" in t:
             stages["started_to_completed"].append(t["RunCompleted"] - t["RunStarted"])
             stages["completed_to_visible"].append(seen[run_id] - t["RunCompleted"])
     for stage, values in stages.items():
         for p in (50, 99):
-            report.add(f"stage_{stage}_p{p}", percentile(values, p) * 1000, "ms")
+            report.add(f"{prefix}_{stage}_p{p}", percentile(values, p) * 1000, "ms")
 
 
-async def steady(container: Container, api: ApiConnections, report: Report, rate: int, seconds: float) -> None:
-    """Submit at a steady rate; how long from submit to started."""
+async def steady(
+    stack: BenchStack, container: Container, api: ApiConnections, report: Report, rate: int, seconds: float
+) -> None:
+    """Submit at a steady rate; how long from submit to started, and in each stage."""
     total = int(rate * seconds)
     run_ids: list[str] = []
-    begin = time.perf_counter()
 
-    async def one(i: int) -> None:
+    async def one(begin: float, i: int) -> None:
         await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
         run_ids.append(await test_job(api))
 
-    await asyncio.gather(*(one(i) for i in range(total)))
-    achieved = total / (time.perf_counter() - begin)
-    await wait_succeeded(container, run_ids)
+    async with PublishTimes(stack) as publish:
+        watcher = asyncio.create_task(wait_succeeded(container, run_ids, expected=total))
+        begin = time.perf_counter()
+        await asyncio.gather(*(one(begin, i) for i in range(total)))
+        achieved = total / (time.perf_counter() - begin)
+        seen = await watcher
     times = await stage_times(container, run_ids)
     waits = [(t["RunStarted"] - t["RunCreated"]) * 1000 for t in times.values() if "RunStarted" in t]
     report.add("steady_rate_achieved", achieved, "runs/s")
     report.add("submit_to_started_p50_at_steady_rate", percentile(waits, 50), "ms")
     report.add("submit_to_started_p99_at_steady_rate", percentile(waits, 99), "ms", "<= 100 at 500 runs/s")
+    stage_figures(report, "steady_stage", times, publish.published, seen)
 
 
 async def relay_rate(stack: BenchStack, container: Container, report: Report, messages: int) -> None:

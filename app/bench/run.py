@@ -57,7 +57,7 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
-        await measure.steady(container, api, report, options.rate, options.steady_seconds)
+        await measure.steady(stack, container, api, report, options.rate, options.steady_seconds)
         print(f"# relay: {options.relay_messages} outbox rows")
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
