@@ -38,15 +38,23 @@ def encode_event(event: DomainEvent) -> StoredEvent:
 
 
 def decode_event(originator_id: UUID, originator_version: int, topic: str, state: bytes) -> DomainEvent:
-    cls = resolve_topic(topic)
+    cls, datetime_fields = _event_class(topic)
     values = _decoder.decode(state)
-    for name in _datetime_fields(cls):
+    for name in datetime_fields:
         value = values.get(name)
-        if isinstance(value, str):
+        if value.__class__ is str:
             values[name] = datetime.fromisoformat(value)
+    values["originator_id"] = originator_id
+    values["originator_version"] = originator_version
     event = object.__new__(cls)
-    event.__dict__.update(values, originator_id=originator_id, originator_version=originator_version)
+    object.__setattr__(event, "__dict__", values)  # events are frozen; this is how they are built, not changed
     return typing.cast(DomainEvent, event)
+
+
+@cache
+def _event_class(topic: str) -> tuple[type, tuple[str, ...]]:
+    cls = resolve_topic(topic)
+    return cls, _datetime_fields(cls)
 
 
 def event_state(event: DomainEvent) -> dict[str, Any]:

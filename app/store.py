@@ -168,5 +168,5 @@ class EventStore:
             result = await conn.execute(_READ_COMMITTED, {"after": after, "limit": limit})
         return [
             (position, decode_event(originator_id, version, topic, state))
-            for position, originator_id, version, topic, state in result
+            for position, originator_id, version, topic, state in result.all()
         ]

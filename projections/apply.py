@@ -51,6 +51,11 @@ def _statement(table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str
     return update(table).where(where).values(changes)
 
 
+@functools.cache
+def _column_names(table: Table) -> tuple[str, ...]:
+    return tuple(column.name for column in table.columns)
+
+
 class Fold:
     """Read-model rows held in memory, changed exactly as apply_live would change them in the database."""
 
@@ -65,7 +70,7 @@ class Fold:
             if row is None:
                 if change.kind is not Kind.UPSERT:
                     continue
-                row = rows[key] = {column.name: None for column in change.table.columns}
+                row = rows[key] = dict.fromkeys(_column_names(change.table))
                 row.update(change.key)
             row.update(change.values)
             for name, value in change.fill.items():

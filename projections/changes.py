@@ -23,7 +23,10 @@ class Change:
     fill: dict[str, Any] = field(default_factory=dict)  # written only where the column is still NULL
 
     def key_tuple(self) -> tuple[Any, ...]:
-        return tuple(self.key[name] for name in primary_key(self.table))
+        names = primary_key(self.table)
+        if len(names) == 1:
+            return (self.key[names[0]],)
+        return tuple([self.key[name] for name in names])
 
 
 @functools.cache
