@@ -46,7 +46,7 @@ def decode_event(originator_id: UUID, originator_version: int, topic: str, state
             values[name] = datetime.fromisoformat(value)
     values["originator_id"] = originator_id
     values["originator_version"] = originator_version
-    event = object.__new__(cls)
+    event: Any = object.__new__(cls)
     object.__setattr__(event, "__dict__", values)  # events are frozen; this is how they are built, not changed
     return typing.cast(DomainEvent, event)
 
