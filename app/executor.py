@@ -72,7 +72,10 @@ class RunExecutor:
         return outcome
 
     async def _handle(self, message: ExecuteJobRun) -> str:
-        run = await self.store.get(UUID(message.run_id), JobRun)
+        # Both in one query (concurrent loads are coalesced): the event record is needed once the run starts.
+        run, record = await asyncio.gather(
+            self.store.get(UUID(message.run_id), JobRun), self.store.get(UUID(message.event_record_id), EventRecord)
+        )
         if run is None:
             log.warning("run %s does not exist; message skipped", message.run_id)
             return "missing"
@@ -94,7 +97,6 @@ class RunExecutor:
         started = await self._start(run, message.attempt)
         if isinstance(started, str):
             return started  # deferred (concurrency limit) or duplicate
-        record = await self.store.get(UUID(run.event_record_id), EventRecord)
         assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
         async with self._holding_lease(run.id, message.attempt):
             outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))

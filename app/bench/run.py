@@ -54,6 +54,8 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     try:
         await measure.register(api, stack)
         await measure.submit(api, 200, 16)  # warm up
+        print(f"# {options.runs} TestJobs, {options.concurrency} at once, relay paused (the API alone)")
+        await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
