@@ -56,8 +56,10 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.submit(api, 200, 16)  # warm up
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, relay paused (the API alone)")
         await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
+        await measure.settle(container)
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        await measure.settle(container)
         print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
         await measure.steady(stack, container, api, report, options.rate, options.steady_seconds)
         print(f"# relay: {options.relay_messages} outbox rows")
