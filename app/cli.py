@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from app import event_loop
 from app.settings import Settings
 
 
@@ -25,12 +26,7 @@ def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, Non
 
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     _tune_gc()
-    try:
-        import uvloop
-
-        return uvloop.run(coroutine)
-    except ImportError:
-        return asyncio.run(coroutine)
+    return event_loop.run(coroutine)
 
 
 def _tune_gc() -> None:

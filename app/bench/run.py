@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from app import event_loop
 from app.bench import measure
 from app.bench.figures import Report
 from app.bench.load import ApiConnections
@@ -33,7 +34,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> Report:
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
     with bench_stack(settings, work) as stack:
-        asyncio.run(_measure(stack, report, options))
+        event_loop.run(_measure(stack, report, options))
         measure.peak_memory(stack, report)
         if options.peer:
             database_url = stack.settings.required_database_url
