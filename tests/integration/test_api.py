@@ -1,3 +1,6 @@
+import asyncio
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +12,8 @@ from app.api import create_app
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.store import UnitOfWork
+from domain import ids
+from domain.event_records import EventRecord, test_event_id
 from tests.helpers import count, outbox_messages, register
 from tests.node_endpoint import COMPAT_JOBS, NodeEndpoint
 
@@ -170,3 +175,32 @@ async def test_a_failure_after_the_events_leaves_no_event_and_no_outbox_row(
     assert await count(container.engine, "events") == before
     assert await count(container.engine, "outbox") == 0
     assert await count(container.engine, "run_status") == 0
+
+
+async def test_concurrent_testjobs_of_one_job_get_distinct_event_ids_even_against_another_process(
+    container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    # Another API process took the next few milliseconds of this job's test events already.
+    taken_from = int(time.time() * 1000) + 1
+    taken = [test_event_id("compat.return", ms) for ms in range(taken_from, taken_from + 2000)]
+    await container.store.save(
+        *(commands._record(environment, e, "compat.return", {}, {}, "trigger.dev", is_test=True) for e in taken)
+    )
+    commands._last_test_ms[(environment.id, "compat.return")] = taken_from - 1
+
+    # Four milliseconds in a row are taken: the fifth try leaves the plain shape rather than fail.
+    first = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    shape = re.fullmatch(r"test:compat\.return:(\d+):[0-9a-f]{12}", first.event_id)
+    assert shape is not None and taken_from <= int(shape[1]) < taken_from + 2000, first.event_id
+
+    created = await asyncio.gather(
+        *(commands.test_job(container.store, "t", environment, "return-value", {}, None) for _ in range(30))
+    )
+
+    event_ids = [c.event_id for c in created]
+    assert len(set(event_ids)) == 30
+    assert not set(event_ids) & set(taken)
+    assert all(e.startswith("test:compat.return:") for e in event_ids)
+    records = [await container.store.get(ids.event_record_id(str(environment.id), e), EventRecord) for e in event_ids]
+    assert all(r is not None and r.is_test for r in records)
