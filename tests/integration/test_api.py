@@ -12,8 +12,8 @@ from app.api import create_app
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.store import UnitOfWork
-from domain import ids
-from domain.event_records import EventRecord, test_event_id
+from domain import event_records, ids
+from domain.event_records import EventRecord
 from tests.helpers import count, outbox_messages, register
 from tests.node_endpoint import COMPAT_JOBS, NodeEndpoint
 
@@ -183,7 +183,7 @@ async def test_concurrent_testjobs_of_one_job_get_distinct_event_ids_even_agains
     await register(container, environment, compat_endpoint)
     # Another API process took the next few milliseconds of this job's test events already.
     taken_from = int(time.time() * 1000) + 1
-    taken = [test_event_id("compat.return", ms) for ms in range(taken_from, taken_from + 2000)]
+    taken = [event_records.test_event_id("compat.return", ms) for ms in range(taken_from, taken_from + 2000)]
     await container.store.save(
         *(commands._record(environment, e, "compat.return", {}, {}, "trigger.dev", is_test=True) for e in taken)
     )
