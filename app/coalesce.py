@@ -49,6 +49,11 @@ class Coalescer(Generic[T, R]):
                     outcomes = await self.handle([item for item, _ in batch])
                 except Exception as error:
                     outcomes = [error] * len(batch)
+                except BaseException:  # this handler is cancelled (shutdown): its callers must not wait forever
+                    for _, done in [*batch, *self._pending]:
+                        done.cancel()
+                    self._pending.clear()
+                    raise
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if done.done():
                         continue

@@ -86,3 +86,22 @@ async def test_cache_does_not_keep_a_failed_load() -> None:
     with pytest.raises(LookupError):
         await cache.get("x")
     assert await cache.get("x") == "x"
+
+
+async def test_callers_do_not_wait_forever_on_a_handler_cancelled_at_shutdown() -> None:
+    started = asyncio.Event()
+
+    async def handle(items: list[int]) -> list[int | BaseException]:
+        started.set()
+        await asyncio.sleep(60)
+        return list(items)
+
+    coalescer: Coalescer[int, int] = Coalescer(handle, concurrency=1)
+    calls = [asyncio.create_task(coalescer(i)) for i in range(3)]
+    await started.wait()
+    later = asyncio.create_task(coalescer(99))
+    await asyncio.sleep(0)
+    for task in list(coalescer._tasks):
+        task.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*calls, later, return_exceptions=True), timeout=5)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
