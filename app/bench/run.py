@@ -63,6 +63,7 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.settle(container)
         print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
         await measure.steady(stack, container, api, report, options.rate, options.steady_seconds)
+        await measure.settle(container)
         print(f"# relay: {options.relay_messages} outbox rows")
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
