@@ -37,8 +37,10 @@ class EndpointResponse:
 
 class EndpointClient:
     def __init__(self, timeout_seconds: float = 300.0) -> None:
+        # No total: a job may stream for long; but no read may stall, and a free connection is waited for no longer
+        # than an answer would be.
         self.timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=CONNECT_TIMEOUT_SECONDS, sock_read=timeout_seconds
+            total=None, connect=timeout_seconds, sock_connect=CONNECT_TIMEOUT_SECONDS, sock_read=timeout_seconds
         )
         self._session: aiohttp.ClientSession | None = None
 
