@@ -63,8 +63,9 @@ class OutboxRelay:
                     log.exception("outbox relay: publishing failed; retrying in %.1fs", self.poll_seconds)
                     await asyncio.sleep(self.poll_seconds)
                     continue
+                idle = await self._idle_seconds()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
+                    await asyncio.wait_for(self._wake.wait(), idle)
                 except TimeoutError:
                     pass
 
