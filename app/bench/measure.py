@@ -18,7 +18,7 @@ from domain.runs import JobRun
 from domain.status import RunStatus
 from projections.rebuild import rebuild
 
-_SUCCEEDED_SINCE = text("SELECT id, completed_at FROM run_status WHERE status = 'SUCCESS' AND completed_at >= :since")
+_SUCCEEDED = text("SELECT id FROM run_status WHERE id = ANY(:ids) AND status = 'SUCCESS'")
 _TIMES = text(
     "SELECT originator_id, topic, state FROM events WHERE originator_id = ANY(:ids) "
     "AND topic IN ('jobs.JobRun.RunCreated', 'jobs.JobRun.RunStarted', 'jobs.JobRun.RunCompleted')"
@@ -56,26 +56,26 @@ async def wait_succeeded(
     container: Container, run_ids: list[str], limit_seconds: float = 600, expected: int | None = None
 ) -> dict[str, float]:
     """When each run was first seen SUCCESS in the read model (epoch seconds). Runs beside the submissions:
-    `run_ids` may still grow until it holds `expected` ids. Reads only what completed since its last look."""
+    `run_ids` may still grow until it holds `expected` ids. Asks only about the runs not seen yet, by key, so
+    a look costs what is still pending, not what the database holds."""
     expected = len(run_ids) if expected is None else expected
     seen: dict[str, float] = {}
-    since = datetime(1970, 1, 1, tzinfo=UTC)
+    pending: dict[UUID, str] = {}
     bar = ProgressBar("  runs", width=20)
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
-        async with container.engine.connect() as conn:
-            # A window behind the newest completion seen: completions commit out of timestamp order.
-            rows = (await conn.execute(_SUCCEEDED_SINCE, {"since": since - timedelta(seconds=10)})).all()
-        now = time.time()
-        for run_id, completed_at in rows:
-            seen.setdefault(str(run_id), now)
-            since = max(since, completed_at)
-        wanted = set(run_ids)
-        done = len(wanted.intersection(seen))
-        bar(done, expected)
-        if len(wanted) >= expected and done >= expected:
-            return {run_id: seen[run_id] for run_id in wanted}
-        await asyncio.sleep(0.1)
+        for run_id in run_ids[len(seen) + len(pending) :]:
+            pending[UUID(run_id)] = run_id
+        if pending:
+            async with container.engine.connect() as conn:
+                rows = (await conn.execute(_SUCCEEDED, {"ids": list(pending)})).scalars().all()
+            now = time.time()
+            for key in rows:
+                seen[pending.pop(key)] = now
+        bar(len(seen), expected)
+        if len(run_ids) >= expected and len(seen) >= expected:
+            return {run_id: seen[run_id] for run_id in run_ids}
+        await asyncio.sleep(0.05)
     raise RuntimeError(f"runs did not all succeed within {limit_seconds}s")
 
 
