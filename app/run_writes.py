@@ -36,26 +36,32 @@ def execution_outbox(topic: str, run: JobRun, attempt: int, due_at: datetime | N
 
 async def save_run(uow: UnitOfWork, topic: str, run: JobRun, next_execution: NextExecution | None = None) -> None:
     """Save the run's new events in this transaction, with what they set in motion."""
-    events = run.collect_events()
-    await uow.append(events)
-    if any(isinstance(event, JobRun.RunCanceled) for event in events):
-        await uow.conn.execute(_WITHDRAW, {"key": str(run.id)})
-    if messages := _followups(topic, run, events, next_execution):
-        await uow.enqueue(*messages)
+    await _save_events(uow, topic, run, run.collect_events(), next_execution)
 
 
 async def commit_run(store: EventStore, topic: str, run: JobRun, next_execution: NextExecution | None = None) -> None:
     """Save the run as save_run does, in a transaction shared with other writes of this process (a cancel,
     which withdraws queued executions, in one of its own)."""
     events = run.collect_events()
-    if any(isinstance(event, JobRun.RunCanceled) for event in events):
+    if _cancels(events):
         async with store.transaction() as uow:
-            await uow.append(events)
-            await uow.conn.execute(_WITHDRAW, {"key": str(run.id)})
-            if messages := _followups(topic, run, events, next_execution):
-                await uow.enqueue(*messages)
+            await _save_events(uow, topic, run, events, next_execution)
         return
     await store.commit(events, _followups(topic, run, events, next_execution))
+
+
+async def _save_events(
+    uow: UnitOfWork, topic: str, run: JobRun, events: Sequence[DomainEvent], next_execution: NextExecution | None
+) -> None:
+    await uow.append(events)
+    if _cancels(events):
+        await uow.conn.execute(_WITHDRAW, {"key": str(run.id)})
+    if messages := _followups(topic, run, events, next_execution):
+        await uow.enqueue(*messages)
+
+
+def _cancels(events: Sequence[DomainEvent]) -> bool:
+    return any(isinstance(event, JobRun.RunCanceled) for event in events)
 
 
 def _followups(
