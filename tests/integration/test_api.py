@@ -1,14 +1,12 @@
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app import commands
-from app.api import create_app
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.store import UnitOfWork
@@ -16,13 +14,6 @@ from domain import event_records, ids
 from domain.event_records import EventRecord
 from tests.helpers import count, outbox_messages, register
 from tests.node_endpoint import COMPAT_JOBS, NodeEndpoint
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
 
 
 def auth(env: EnvironmentInfo) -> dict[str, str]:

@@ -2,11 +2,9 @@
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from app import commands
 from app.api import create_app
@@ -17,13 +15,6 @@ from tests.helpers import count, register
 from tests.node_endpoint import NodeEndpoint
 
 OPEN_PATHS = {"/healthz", "/readyz"}
-
-
-@pytest.fixture
-async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
 
 
 def bearer(key: str) -> dict[str, str]:
