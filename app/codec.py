@@ -16,11 +16,11 @@ import domain.endpoints
 import domain.environments
 import domain.event_records
 import domain.runs  # noqa: F401
+from app.json_limits import decode_stored
 
 DomainEvent = CanMutateAggregate[Any]
 
 _encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 
 
 class StoredEvent(NamedTuple):
@@ -39,7 +39,7 @@ def encode_event(event: DomainEvent) -> StoredEvent:
 
 def decode_event(originator_id: UUID, originator_version: int, topic: str, state: bytes) -> DomainEvent:
     cls, datetime_fields = _event_class(topic)
-    values = _decoder.decode(state)
+    values = decode_stored(state)
     for name in datetime_fields:
         value = values.get(name)
         if value.__class__ is str:

@@ -9,6 +9,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import migrations
+from app.json_limits import decode_stored
 
 _json_encoder = msgspec.json.Encoder()
 
@@ -28,7 +29,7 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         # Fail fast when the database is down: callers answer 503 instead of hanging.
         connect_args={"timeout": 5, "command_timeout": 60},
         json_serializer=_dumps,
-        json_deserializer=msgspec.json.decode,
+        json_deserializer=decode_stored,
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from app.json_limits import JsonRefused, decode_untrusted
+
 PROTOCOL_VERSION = "2023-11-01"
 CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -32,7 +34,7 @@ class EndpointResponse:
         return self.content.decode(errors="replace")
 
     def json(self) -> Any:
-        return msgspec.json.decode(self.content)
+        return decode_untrusted(self.content, "the answer")
 
 
 class EndpointClient:
@@ -86,7 +88,7 @@ class EndpointClient:
             jobs = body["jobs"]
             if not isinstance(jobs, list) or not all(isinstance(j, dict) and "id" in j for j in jobs):
                 raise TypeError
-        except (msgspec.DecodeError, KeyError, TypeError):
+        except (JsonRefused, KeyError, TypeError):
             raise EndpointError("INDEX_ENDPOINT answered without a valid `jobs` list") from None
         return [_job_metadata(job) for job in jobs]
 

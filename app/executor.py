@@ -15,6 +15,7 @@ from uuid import UUID
 import msgspec
 from sqlalchemy import text
 
+from app import json_limits
 from app.endpoint_client import EndpointClient, EndpointError, EndpointResponse
 from app.messages import ExecuteJobRun
 from app.run_writes import CONFLICT_RETRIES, change_run, commit_run, execution_outbox, save_run
@@ -138,6 +139,10 @@ class RunExecutor:
             return execution.from_transport_failure(str(error), error.timed_out), None
         if not 200 <= response.status_code < 300:
             return execution.from_response(response.status_code, None), None
+        try:
+            json_limits.check(response.content, "the endpoint's answer")
+        except json_limits.JsonRefused as error:
+            return execution.invalid_answer(str(error)), None
         try:
             answer = msgspec.json.decode(response.content)
         except msgspec.DecodeError:

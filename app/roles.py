@@ -10,6 +10,7 @@ import uvicorn
 
 from app import kafka
 from app.api import create_app
+from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
 from app.executor import RunExecutor
 from app.messages import dead_letter_topic, lane_topics
@@ -53,7 +54,7 @@ async def run_roles(
                     host=settings.host,
                     port=settings.port,
                     log_level="warning",
-                    http="httptools",
+                    http=LimitedHttpToolsProtocol,
                     access_log=False,
                     lifespan="off",
                     # Longer than clients and proxies keep idle connections, so none reuses one we closed.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from app.errors import ClientError, NotFound
+from app.errors import NotFound
 from app.queries import run_in_environment
 from app.run_writes import change_run
 from app.store import EventStore
@@ -24,14 +24,6 @@ class RunCommands:
         self.secret_key = secret_key
 
     async def create_task(self, env_id: UUID, run_id: UUID, spec: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(spec.get("idempotencyKey"), str) or not spec["idempotencyKey"]:
-            raise ClientError("`idempotencyKey` is required")
-        if spec.get("delayUntil") is not None:
-            try:
-                datetime.fromisoformat(str(spec["delayUntil"]))
-            except ValueError:
-                raise ClientError("`delayUntil` must be an ISO date") from None
-
         key = await self.secret_key(env_id)
 
         def callback_url(task_id: str) -> str:
@@ -49,7 +41,7 @@ class RunCommands:
         if run is None or task_id not in run.tasks:
             raise NotFound("no such task callback")
         key = await self.secret_key(UUID(run.environment_id))
-        if not hmac.compare_digest(secret, callback_secret(key, run_id, task_id)):
+        if not hmac.compare_digest(secret.encode(), callback_secret(key, run_id, task_id).encode()):
             raise NotFound("no such task callback")
 
         def complete(run: JobRun) -> dict[str, Any]:

@@ -58,14 +58,14 @@ def from_response(http_status: int, body: Any) -> Outcome:
 
 def from_body(body: Any) -> Outcome:
     if not isinstance(body, dict) or not isinstance(body.get("status"), str):
-        return _invalid("the endpoint's answer is not an execution response")
+        return invalid_answer("the endpoint's answer is not an execution response")
     reader = _READERS.get(body["status"])
     if reader is None:
-        return _invalid(f"unknown execution status {body['status']!r}")
+        return invalid_answer(f"unknown execution status {body['status']!r}")
     try:
         return reader(body)
     except (KeyError, TypeError, ValueError) as error:
-        return _invalid(f"malformed {body['status']} answer: {error}")
+        return invalid_answer(f"malformed {body['status']} answer: {error}")
 
 
 def _success(body: dict[str, Any]) -> Outcome:
@@ -159,5 +159,5 @@ def _error_object(raw: Any) -> dict[str, Any]:
     return {"message": str(raw), "name": "Error"}
 
 
-def _invalid(message: str) -> Outcome:
+def invalid_answer(message: str) -> Outcome:
     return complete(RunStatus.FAILURE, error={"message": message, "name": "InvalidEndpointResponse"})

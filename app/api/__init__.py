@@ -18,6 +18,7 @@ from app.api.common import (
     invalid_transition,
     validation_error,
 )
+from app.api.requests import LimitedRequest, refuse_nul_in_url
 from app.container import Container
 from app.errors import ClientError
 from domain.status import InvalidTransition
@@ -43,4 +44,6 @@ def create_app(container: Container) -> Litestar:
         state=State({"container": container}),
         openapi_config=OpenAPIConfig(title="Jobs service", version="0.1.0", path="/schema"),
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=LimitedRequest,
+        before_request=refuse_nul_in_url,
     )

@@ -1,6 +1,5 @@
 """Events: send (one or many, now or later), cancel a scheduled one, and read one with its runs."""
 
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -10,7 +9,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy import text
 
 from app import commands
-from app.api.common import AnyRequest, check_json, container_of
+from app.api.common import AnyRequest, container_of, parse_instant
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from domain import ids
@@ -51,20 +50,13 @@ class SendEventsBody(msgspec.Struct):
 
 
 def _new_event(event: EventBody, options: EventOptions | None) -> commands.NewEvent:
-    check_json(event.payload, "event.payload")
-    check_json(event.context, "event.context")
     if not event.name or len(event.name) > 200:
         raise ClientError("`event.name` must be 1 to 200 characters")
     if event.id is not None and not 0 < len(event.id) <= 200:
         raise ClientError("`event.id` must be 1 to 200 characters")
     deliver_at = None
     if options is not None and options.deliverAt is not None:
-        try:
-            deliver_at = datetime.fromisoformat(options.deliverAt)
-        except ValueError:
-            raise ClientError("`options.deliverAt` must be an ISO date") from None
-        if deliver_at.tzinfo is None:
-            raise ClientError("`options.deliverAt` needs a time zone (e.g. Z)")
+        deliver_at = parse_instant(options.deliverAt, "options.deliverAt")
     elif options is not None and options.deliverAfter is not None:
         if not 0 <= options.deliverAfter <= 365 * 24 * 3600:
             raise ClientError("`options.deliverAfter` must be 0 to 31536000 seconds")

@@ -1,7 +1,6 @@
 """Runs: TestJob, invoke, reading a run, and the task API the trigger.dev SDK calls while a job executes."""
 
-from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Response, get, post, put
@@ -10,7 +9,8 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import text
 
 from app import commands, queries
-from app.api.common import AnyRequest, check_json, container_of, parse_run_id
+from app.api.common import AnyRequest, container_of, parse_instant, parse_run_id
+from app.api.requests import json_body
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from app.run_commands import RunCommands
@@ -48,6 +48,33 @@ class InvokeBody(msgspec.Struct):
     payload: Any = None
     context: Any = None
     options: InvokeOptions | None = None
+
+
+class TaskCallback(msgspec.Struct):
+    enabled: bool = False
+    timeoutInSeconds: float | None = None
+
+
+class CreateTaskBody(msgspec.Struct):
+    """What the SDK sends to create a task (RunTaskBodyInput); the idempotency key may come as a header."""
+
+    idempotencyKey: str | None = None
+    name: str | None = None
+    delayUntil: str | None = None
+    retry: dict[str, Any] | None = None
+    icon: str | None = None
+    displayKey: str | None = None
+    description: str | None = None
+    properties: list[dict[str, Any]] | None = None
+    params: Any = None
+    style: dict[str, Any] | None = None
+    callback: TaskCallback | None = None
+    connectionKey: str | None = None
+    operation: Literal["fetch", "fetch-response", "fetch-poll"] | None = None
+    noop: bool = False
+    redact: Any = None
+    parallel: bool | None = None
+    parentId: str | None = None
 
 
 class CompleteTaskBody(msgspec.Struct):
@@ -101,7 +128,6 @@ async def test_job(
     body = data or TestJobBody()
     container = container_of(request)
     options = run_options(body.priority, body.tags, None)
-    check_json(body.payload, "payload")
     created = await commands.test_job(
         container.store, container.settings.execution_topic, env, job_slug, body.payload, body.version, options
     )
@@ -112,8 +138,6 @@ async def test_job(
 async def invoke_job(
     request: AnyRequest, job_slug: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[InvokeBody]
 ) -> dict[str, str]:
-    check_json(data.payload, "payload")
-    check_json(data.context, "context")
     given = data.options or InvokeOptions()
     options = run_options(given.priority, given.tags, given.callbackUrl)
     if options.callback_url is not None:
@@ -144,7 +168,7 @@ async def get_run(
     container = container_of(request)
     run = await _commands(request).get(env.id, key)
     if at is not None:
-        past = await queries.run_at(container.store, key, _moment(at))
+        past = await queries.run_at(container.store, key, parse_instant(at, "at"))
         if past is None:
             raise NotFound(f"run {run_id!r} did not exist at {at}")
         return _run_view(past[1], past[0])
@@ -153,16 +177,6 @@ async def get_run(
     if row is None:
         raise NotFound(f"run {run_id!r} not found")
     return _run_view(row._mapping, run)
-
-
-def _moment(at: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(at)
-    except ValueError:
-        raise ClientError("`at` must be an ISO date and time") from None
-    if moment.tzinfo is None:
-        raise ClientError("`at` needs a time zone (e.g. Z)")
-    return moment
 
 
 def _run_view(row: Any, run: JobRun) -> dict[str, Any]:
@@ -193,11 +207,9 @@ async def get_run_statuses(
 
 @post("/api/v1/runs/{run_id:str}/tasks", status_code=200)
 async def create_task(
-    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[dict[str, Any]]
+    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[CreateTaskBody]
 ) -> Response[Any]:
-    spec = dict(data)
-    spec.setdefault("idempotencyKey", request.headers.get("idempotency-key"))
-    task = await _commands(request).create_task(env.id, parse_run_id(run_id), spec)
+    task = await _commands(request).create_task(env.id, parse_run_id(run_id), _task_spec(data, request))
     if request.headers.get("trigger-version") == CACHED_TASKS_VERSION:
         return Response({"task": task}, headers={"trigger-version": CACHED_TASKS_VERSION})
     return Response(task)
@@ -235,10 +247,7 @@ async def task_callback(
     request: AnyRequest, run_id: FromPath[str], task_id: FromPath[str], secret: FromPath[str]
 ) -> dict[str, bool]:
     body = await request.body()
-    try:
-        output = msgspec.json.decode(body) if body else None
-    except msgspec.DecodeError:
-        raise ClientError("the callback body must be JSON") from None
+    output = json_body(body) if body else None
     await _commands(request).complete_by_callback(parse_run_id(run_id), task_id, secret, output)
     return {"ok": True}
 
@@ -256,6 +265,25 @@ async def update_status(
     return await _commands(request).update_status(
         env.id, parse_run_id(run_id), status_id, data.label, data.state, data.data
     )
+
+
+MAX_IDEMPOTENCY_KEY = 512
+
+
+def _task_spec(body: CreateTaskBody, request: AnyRequest) -> dict[str, Any]:
+    """The task request as the domain takes it: the SDK's keys, with times normalised to UTC."""
+    key = body.idempotencyKey or request.headers.get("idempotency-key")
+    if not key:
+        raise ClientError("`idempotencyKey` is required")
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ClientError(f"`idempotencyKey` is longer than {MAX_IDEMPOTENCY_KEY} characters")
+    spec = {name: value for name, value in msgspec.structs.asdict(body).items() if value is not None}
+    spec["idempotencyKey"] = key
+    if body.delayUntil is not None:
+        spec["delayUntil"] = iso(parse_instant(body.delayUntil, "delayUntil"))
+    if body.callback is not None:
+        spec["callback"] = msgspec.structs.asdict(body.callback)
+    return spec
 
 
 def _task_view(task: dict[str, Any]) -> dict[str, Any]:

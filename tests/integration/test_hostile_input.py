@@ -1,0 +1,156 @@
+"""Hostile input: every request the OpenAPI document allows, bent out of shape, gets a clear 4xx and changes
+nothing; nothing stored can make a read fail."""
+
+from collections import Counter
+from typing import Any
+from uuid import UUID
+
+import httpx
+from sqlalchemy import text
+
+from app.codec import encode_event
+from app.container import Container
+from app.environments import EnvironmentInfo
+from app.json_limits import UNRENDERABLE
+from domain.runs import JobRun
+from tests import hostile
+from tests.helpers import count, register
+from tests.node_endpoint import NodeEndpoint
+
+FUTURE = "2031-01-01T00:00:00Z"
+
+
+def auth(env: EnvironmentInfo) -> dict[str, str]:
+    return {"Authorization": f"Bearer {env.api_key}"}
+
+
+async def _changes(container: Container) -> tuple[int, int]:
+    return await count(container.engine, "events"), await count(container.engine, "outbox")
+
+
+async def test_every_operation_refuses_hostile_input_with_a_clear_4xx(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    headers = {**auth(environment), "content-type": "application/json"}
+    run_id = (await client.post("/api/v1/jobs/return-value/test", json={}, headers=headers)).json()["runId"]
+    task = (await client.post(f"/api/v1/runs/{run_id}/tasks", json={"idempotencyKey": "k"}, headers=headers)).json()
+    sent = await client.post("/api/v1/events", json={"event": {"id": "ev-1", "name": "x"}}, headers=headers)
+    assert sent.status_code == 200, sent.text
+    values = {
+        "job_slug": "return-value",
+        "run_id": run_id,
+        "task_id": task["id"],
+        "status_id": "progress",
+        "event_id": "ev-1",
+        "secret": "0" * 40,
+    }
+    examples: dict[str, Any] = {
+        "/api/v1/endpoints": {"id": "other", "url": "http://127.0.0.1:9/api/trigger"},
+        "/api/v1/jobs/{job_slug}/test": {"payload": {"n": 1}, "tags": ["a"], "priority": 1},
+        "/api/v1/jobs/{job_slug}/invoke": {
+            "payload": {"n": 1},
+            "context": {"c": "d"},
+            "options": {"callbackUrl": "http://127.0.0.1:9/cb", "tags": ["t"], "priority": 1},
+        },
+        "/api/v1/events": {"event": {"name": "x", "payload": {"p": "q"}}, "options": {"deliverAt": FUTURE}},
+        "/api/v1/events/bulk": {"events": [{"name": "x", "payload": {}}], "options": {"deliverAt": FUTURE}},
+        "/api/v1/runs/{run_id}/tasks": {
+            "idempotencyKey": "k2",
+            "name": "t",
+            "delayUntil": FUTURE,
+            "params": {"a": [1]},
+            "callback": {"enabled": True, "timeoutInSeconds": 10},
+        },
+        "/api/v1/runs/{run_id}/tasks/{task_id}/complete": {"output": {"o": 1}, "properties": [{"label": "l"}]},
+        "/api/v1/runs/{run_id}/tasks/{task_id}/fail": {"error": {"message": "m", "name": "E"}},
+        "/api/v1/runs/{run_id}/statuses/{status_id}": {"label": "l", "state": "loading", "data": {"d": 1}},
+        "/api/v1/runs/{run_id}/tasks/{task_id}/callback/{secret}": {"result": 1},
+    }
+    document = (await client.get("/schema/openapi.json")).json()
+    outcomes: Counter[int] = Counter()
+    failures = []
+    for case in hostile.cases(document, values, examples):
+        before = await _changes(container)
+        response = await client.request(
+            case.method,
+            case.path,
+            params=case.query,
+            content=case.body,
+            headers=headers if case.body else auth(environment),
+        )
+        outcomes[response.status_code] += 1
+        problem = _problem(case, response)
+        if problem is None and case.must_refuse and await _changes(container) != before:
+            problem = "a refused request changed what is stored"
+        if problem:
+            failures.append(f"{case.method} {case.path[:80]} [{case.label}] -> {response.status_code}: {problem}")
+    sent = sum(outcomes.values())
+    print(f"\n{sent} hostile requests: {dict(sorted(outcomes.items()))}")
+    assert sent > 1_000
+    assert not failures, "\n".join(failures[:40])
+
+
+def _problem(case: hostile.Case, response: httpx.Response) -> str | None:
+    if response.status_code >= 500:
+        return response.text[:200]
+    if response.headers.get("content-type", "").startswith("application/json") is False:
+        return f"not JSON: {response.text[:100]}"
+    if case.must_refuse and not 400 <= response.status_code < 500:
+        return "must be refused with a 4xx"
+    if 400 <= response.status_code < 500 and not response.json().get("message"):
+        return "a 4xx without a message"
+    return None
+
+
+async def test_a_task_output_nested_a_thousand_levels_is_refused_and_the_run_still_reads(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    headers = {**auth(environment), "content-type": "application/json"}
+    run_id = (await client.post("/api/v1/jobs/return-value/test", json={}, headers=headers)).json()["runId"]
+    task = (await client.post(f"/api/v1/runs/{run_id}/tasks", json={"idempotencyKey": "k"}, headers=headers)).json()
+    deep = b'{"output": ' + b"[" * 1_000 + b"1" + b"]" * 1_000 + b"}"
+    completed = await client.post(f"/api/v1/runs/{run_id}/tasks/{task['id']}/complete", content=deep, headers=headers)
+    assert completed.status_code == 400
+    assert "nested deeper than 32 levels" in completed.json()["message"]
+    for path in (f"/api/v2/runs/{run_id}", f"/api/v1/runs/{run_id}/events"):
+        assert (await client.get(path, headers=headers)).status_code == 200
+
+
+async def test_nothing_stored_can_make_a_read_fail(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    """Data deeper than anything renders (written before the limits, or by hand) reads back with a marker."""
+    await register(container, environment, compat_endpoint)
+    headers = auth(environment)
+    run_id = (await client.post("/api/v1/jobs/return-value/test", json={}, headers=headers)).json()["runId"]
+    task = (await client.post(f"/api/v1/runs/{run_id}/tasks", json={"idempotencyKey": "k"}, headers=headers)).json()
+    run = await container.store.get(UUID(run_id), JobRun)
+    assert run is not None
+    run.complete_task(task["id"], "PLACEHOLDER", None, run.modified_on)
+    (event,) = run.collect_events()
+    stored = encode_event(event)
+    deep = b"[" * 5_000 + b'"bottom"' + b"]" * 5_000
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO events (originator_id, originator_version, topic, state) VALUES (:i, :v, :t, :s)"),
+            {
+                "i": stored.originator_id,
+                "v": stored.originator_version,
+                "t": stored.topic,
+                "s": stored.state.replace(b'"PLACEHOLDER"', deep),
+            },
+        )
+        await conn.execute(
+            text("UPDATE run_status SET output = CAST(:o AS jsonb) WHERE id = :id"),
+            {"o": ("[" * 2_000 + "1" + "]" * 2_000), "id": stored.originator_id},
+        )
+    read = await client.get(f"/api/v2/runs/{run_id}", headers=headers)
+    assert read.status_code == 200, read.text[:300]
+    body = read.text
+    assert UNRENDERABLE in body and "bottom" not in body
+    history = await client.get(f"/api/v1/runs/{run_id}/events", headers=headers)
+    assert history.status_code == 200 and UNRENDERABLE in history.text
+    listed = await client.get("/api/v1/runs", headers=headers)
+    assert listed.status_code == 200
