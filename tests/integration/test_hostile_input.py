@@ -1,6 +1,8 @@
 """Hostile input: every request the OpenAPI document allows, bent out of shape, gets a clear 4xx and changes
 nothing; nothing stored can make a read fail."""
 
+import asyncio
+import re
 from collections import Counter
 from typing import Any
 from uuid import UUID
@@ -12,6 +14,7 @@ from app.codec import encode_event
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.json_limits import UNRENDERABLE
+from app.settings import Settings
 from domain.runs import JobRun
 from tests import hostile
 from tests.helpers import count, register
@@ -154,3 +157,47 @@ async def test_nothing_stored_can_make_a_read_fail(
     assert history.status_code == 200 and UNRENDERABLE in history.text
     listed = await client.get("/api/v1/runs", headers=headers)
     assert listed.status_code == 200
+
+
+async def _raw(port: int, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+    except ConnectionError:
+        pass  # the server may answer and close before it read everything
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    body = await reader.readexactly(length)
+    writer.close()
+    return int(head.split(b" ", 2)[1]), body
+
+
+async def test_request_heads_over_the_limits_get_431_or_414(
+    stack: httpx.AsyncClient, settings: Settings, environment: EnvironmentInfo
+) -> None:
+    port = settings.port
+    key = f"Authorization: Bearer {environment.api_key}\r\n".encode()
+    big_header = b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
+    many = b"".join(b"X-H%d: v\r\n" % i for i in range(2_000))
+    many_headers = b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"
+    long_url = b"GET /api/v1/runs?tag=" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    for request, status, reason in (
+        (big_header, 431, b"exceed 32768 bytes"),
+        (many_headers, 431, b"more than 100 header fields"),
+        (long_url, 414, b"URL exceeds 8192 bytes"),
+    ):
+        answer, body = await _raw(port, request)
+        assert answer == status
+        assert reason in body
+    fields = b"".join(b"X-Field-%d: %s\r\n" % (i, b"v" * 100) for i in range(60))
+    ordinary = b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\n" + key + fields + b"\r\n"
+    assert (await _raw(port, ordinary))[0] == 200
+    payload = b'{"payload": {"blob": [' + b'"zzzzzzzz",' * 60_000 + b'"z"]}}'
+    large_body = (
+        b"POST /api/v1/jobs/nope/test HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        + key
+        + b"content-length: %d\r\n\r\n" % len(payload)
+        + payload
+    )
+    assert (await _raw(port, large_body))[0] == 404  # a large body is not a large head
