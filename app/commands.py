@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.endpoint_client import EndpointClient, EndpointError
 from app.environments import EnvironmentInfo
-from app.errors import NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unprocessable
 from app.messages import DeliverEvent, outbox_message
 from app.run_writes import execution_outbox
 from app.store import ConcurrencyConflict, EventStore, OutboxMessage
@@ -200,11 +200,12 @@ async def invoke_job(
     options: RunOptions,
     idempotency_key: str | None,
 ) -> UUID:
-    """Invoke a job directly; the same idempotency key gives back the same run."""
+    """Invoke a job directly. An idempotency key names one request in the environment: sent again with the
+    same job, payload, context and options it gives back the same run; with anything else it is a conflict."""
     job = await job_version(store, env, job_slug, None)
     if idempotency_key:
-        run_id = uuid5(UUID(str(env.id)), f"invoke:{job_slug}:{idempotency_key}")
-        event_id = f"invoke:{job_slug}:{idempotency_key}"
+        run_id = uuid5(UUID(str(env.id)), f"invoke:{idempotency_key}")
+        event_id = f"invoke:{idempotency_key}"
     else:
         run_id, event_id = uuid4(), str(uuid4())
     record = _record(env, event_id, job.event_name, payload, context or {}, "trigger.dev", is_test=False)
@@ -212,9 +213,36 @@ async def invoke_job(
     try:
         await _save_new(store, topic, record, [run])
     except ConcurrencyConflict:
-        if not idempotency_key or await store.get(run_id, JobRun) is None:
+        if not idempotency_key:
             raise
+        await _same_invocation(store, idempotency_key, run, record)
     return run_id
+
+
+async def _same_invocation(store: EventStore, key: str, run: JobRun, record: EventRecord) -> None:
+    """Raise Conflict unless the run this key already made is the one `run` and `record` would be."""
+    first = await store.get(run.id, JobRun)
+    first_record = await store.get(record.id, EventRecord)
+    if first is None or first_record is None:
+        raise ConcurrencyConflict(f"the first request with Idempotency-Key {key!r} is still being recorded")
+    differences = [
+        name
+        for name, mine, theirs in (
+            ("job", run.job_slug, first.job_slug),
+            ("payload", record.payload, first_record.payload),
+            ("context", record.context, first_record.context),
+            ("options.callbackUrl", run.callback_url, first.callback_url),
+            ("options.priority", run.priority, first.priority),
+            ("options.tags", run.tags, first.tags),
+        )
+        if mine != theirs
+    ]
+    if differences:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was used for another request (its {', '.join(differences)} differed): "
+            "send the same request again, or use a new key",
+            runId=str(first.id),
+        )
 
 
 async def send_event(store: EventStore, topic: str, env: EnvironmentInfo, event: NewEvent) -> EventRecord:

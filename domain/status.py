@@ -27,7 +27,8 @@ TERMINAL: frozenset[RunStatus] = frozenset(
     {S.SUCCESS, S.FAILURE, S.TIMED_OUT, S.ABORTED, S.CANCELED, S.UNRESOLVED_AUTH, S.INVALID_PAYLOAD}
 )
 
-# Terminal statuses a run may be continued from (back to QUEUED), as trigger.dev allows.
+# Terminal statuses a run may be continued from (back to QUEUED), as trigger.dev allows; a waiting run may be
+# continued too (it executes at once). A run executing now may not: that would start a second execution.
 CONTINUABLE: frozenset[RunStatus] = TERMINAL - {S.SUCCESS}
 
 _STOPS: frozenset[RunStatus] = frozenset({S.CANCELED, S.ABORTED, S.TIMED_OUT, S.FAILURE})
@@ -38,7 +39,7 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     S.PREPROCESSING: frozenset({S.QUEUED}) | _STOPS,
     S.QUEUED: frozenset({S.STARTED, S.EXECUTING}) | _STOPS,
     S.STARTED: frozenset({S.EXECUTING}) | TERMINAL,
-    S.EXECUTING: frozenset({S.WAITING_TO_CONTINUE, S.WAITING_TO_EXECUTE, S.QUEUED}) | TERMINAL,
+    S.EXECUTING: frozenset({S.WAITING_TO_CONTINUE, S.WAITING_TO_EXECUTE}) | TERMINAL,
     S.WAITING_TO_CONTINUE: frozenset({S.EXECUTING, S.QUEUED}) | _STOPS,
     S.WAITING_TO_EXECUTE: frozenset({S.EXECUTING, S.QUEUED}) | _STOPS,
     **{status: frozenset({S.QUEUED}) for status in CONTINUABLE},

@@ -56,11 +56,11 @@ def parse_instant(text: str, field: str) -> datetime:
         raise ClientError(f"`{field}` is out of range: it is not a time in years 1 to 9999 (UTC)") from None
 
 
-def error_response(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
+def error_response(status_code: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
     # `error` for the trigger.dev SDK, which reads it from a 4xx answer; `status_code` and `detail` for the
     # error schema the OpenAPI document gives.
-    body = {"message": message, "error": message, "status_code": status, "detail": message, **extra}
-    return Response(body, status_code=status)
+    body = {"message": message, "error": message, "status_code": status_code, "detail": message, **extra}
+    return Response(body, status_code=status_code)
 
 
 def client_error(_: AnyRequest, error: ClientError) -> Response[dict[str, Any]]:
@@ -68,7 +68,7 @@ def client_error(_: AnyRequest, error: ClientError) -> Response[dict[str, Any]]:
 
 
 def invalid_transition(_: AnyRequest, error: InvalidTransition) -> Response[dict[str, Any]]:
-    return error_response(409, f"the run is {error.current}: it cannot go to {error.target}")
+    return error_response(409, f"the run is {error.current}: it cannot go to {error.target}", status=error.current.value)
 
 
 def validation_error(_: AnyRequest, error: ValidationException) -> Response[dict[str, Any]]:

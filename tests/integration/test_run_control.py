@@ -192,3 +192,37 @@ async def test_history_and_the_run_as_it_was(api: httpx.AsyncClient) -> None:
     after = (await api.get(f"/api/v2/runs/{run_id}", params={"at": completed.isoformat()})).json()
     assert after == run
     assert (await api.get(f"/api/v2/runs/{run_id}", params={"at": "yesterday"})).status_code == 400
+
+
+async def test_continue_refuses_a_run_that_is_executing_and_starts_no_second_execution(
+    api: httpx.AsyncClient,
+) -> None:
+    run_id = await start_test_run(api, "sleeps", {"ms": 1500})
+    await in_status(api, run_id, {"EXECUTING"})
+    before = await history(api, run_id)
+    refused = await api.post(f"/api/v1/runs/{run_id}/continue")
+    assert refused.status_code == 409
+    assert refused.json()["status"] == "EXECUTING"
+    assert await history(api, run_id) == before
+    run = await finished(api, run_id)
+    assert run["status"] == "SUCCESS"
+    assert (await history(api, run_id)).count("RunStarted") == 1
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_a_conflict(api: httpx.AsyncClient) -> None:
+    body = {"payload": {"n": 1}, "context": {"c": 1}}
+    first = await api.post("/api/v1/jobs/return-value/invoke", json=body, headers={"Idempotency-Key": "order-7"})
+    assert first.status_code == 200, first.text
+    run_id = first.json()["id"]
+    same = await api.post("/api/v1/jobs/return-value/invoke", json=body, headers={"Idempotency-Key": "order-7"})
+    assert same.status_code == 200 and same.json()["id"] == run_id
+    for path, changed, differs in (
+        ("/api/v1/jobs/return-value/invoke", {**body, "payload": {"n": 2}}, "payload"),
+        ("/api/v1/jobs/return-value/invoke", {**body, "options": {"tags": ["x"]}}, "options.tags"),
+        ("/api/v1/jobs/two-steps/invoke", body, "job"),
+    ):
+        conflict = await api.post(path, json=changed, headers={"Idempotency-Key": "order-7"})
+        assert conflict.status_code == 409, conflict.text
+        assert differs in conflict.json()["message"] and conflict.json()["runId"] == run_id
+    listed = (await api.get("/api/v1/runs")).json()["runs"]
+    assert [run["id"] for run in listed] == [run_id]

@@ -51,6 +51,8 @@ def test_failed_runs_can_only_be_continued(status: RunStatus) -> None:
         (RunStatus.SUCCESS, RunStatus.EXECUTING, False),
         (RunStatus.FAILURE, RunStatus.EXECUTING, False),
         (RunStatus.CANCELED, RunStatus.QUEUED, True),
+        (RunStatus.EXECUTING, RunStatus.QUEUED, False),
+        (RunStatus.WAITING_TO_CONTINUE, RunStatus.QUEUED, True),
     ],
 )
 def test_transitions(current: RunStatus, target: RunStatus, allowed: bool) -> None:
