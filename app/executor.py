@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from app import json_limits
 from app.endpoint_client import EndpointClient, EndpointError, EndpointResponse
+from app.errors import NotFound
 from app.messages import ExecuteJobRun
 from app.run_writes import CONFLICT_RETRIES, change_run, commit_run, execution_outbox, save_run
 from app.store import ConcurrencyConflict, EventStore
@@ -102,6 +103,24 @@ class RunExecutor:
         async with self._holding_lease(run.id, message.attempt):
             outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
         return await self._finish(run, message.attempt, outcome, subscriptions, started, target)
+
+    async def fail_unprocessable(self, message: ExecuteJobRun, reason: str) -> None:
+        """The worker gave up on this execution (it failed every time): the run it was due for fails with the
+        reason, rather than wait for an execution that will never come."""
+        try:
+            run_id = UUID(message.run_id)
+        except ValueError:
+            return
+        error = {"message": f"the worker could not execute this run: {reason}", "name": "Unprocessable"}
+
+        def fail(run: JobRun) -> None:
+            if run.accepts_attempt(message.attempt):
+                run.complete(RunStatus.FAILURE, error=error)
+
+        try:
+            await change_run(self.store, self.topic, run_id, None, fail)
+        except NotFound:
+            pass
 
     @contextlib.asynccontextmanager
     async def _holding_lease(self, run_id: UUID, attempt: int) -> AsyncIterator[None]:

@@ -2,8 +2,9 @@
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -23,9 +24,9 @@ def producer(settings: Settings) -> AIOKafkaProducer:
     )
 
 
-def consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *topics,
+def consumer(settings: Settings, *topics: str, listener: ConsumerRebalanceListener | None = None) -> AIOKafkaConsumer:
+    """A member of the workers' consumer group, subscribed to `topics` (with `listener` told of rebalances)."""
+    member = AIOKafkaConsumer(
         bootstrap_servers=settings.required_kafka,
         group_id=settings.consumer_group,
         enable_auto_commit=False,
@@ -36,6 +37,52 @@ def consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
         heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 5),
         metadata_max_age_ms=5000,  # notice topics that come back after a broker restart
     )
+    if topics:
+        member.subscribe(list(topics), listener=listener)
+    return member
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOffsets:
+    start: int  # the first offset the broker still holds
+    end: int  # the offset the next message will get
+    committed: int  # where the consumer group goes on from (0 when it has committed nothing)
+
+
+class OffsetsReader:
+    """Reads what the broker holds of each partition, and how far the workers' consumer group has come."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.required_kafka, enable_auto_commit=False)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.required_kafka)
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._admin.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def read(self, topics: list[str]) -> dict[TopicPartition, PartitionOffsets]:
+        """Every partition of the topics that exist; raises if the broker cannot answer."""
+        existing = await self._consumer.topics()
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            if topic in existing
+            for partition in sorted(self._consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return {}
+        starts = await self._consumer.beginning_offsets(partitions)
+        ends = await self._consumer.end_offsets(partitions)
+        committed = await self._admin.list_consumer_group_offsets(self.settings.consumer_group, partitions=partitions)
+        return {
+            tp: PartitionOffsets(starts[tp], ends[tp], max(0, committed[tp].offset) if tp in committed else 0)
+            for tp in partitions
+        }
 
 
 async def keep_topics(settings: Settings, interval_seconds: float = 5.0) -> None:

@@ -76,23 +76,38 @@ async def run_roles(
             )
             tasks.append(asyncio.create_task(relay.run(), name="relay"))
         if "worker" in roles:
-            consumer = kafka.consumer(settings, *lane_topics(settings.execution_topic))
-            await consumer.start()
-            stack.push_async_callback(consumer.stop)
             topic = settings.execution_topic
             dispatcher = Dispatcher(
                 RunExecutor(container.store, container.endpoint_client, topic, settings.lease_seconds),
                 Notifier(container.store, container.endpoint_client, topic),
             )
-            high_lane = lane_topics(settings.execution_topic)[0]
             dlq_producer = kafka.producer(settings)
             await dlq_producer.start()
             stack.push_async_callback(dlq_producer.stop)
             dead_letters = DeadLetters(dlq_producer, dead_letter_topic(topic))
-            worker = Worker(consumer, dispatcher, settings.worker_concurrency, high_lane, dead_letters)
+            lanes = lane_topics(topic)
+            worker = Worker(
+                kafka.consumer(settings),
+                dispatcher,
+                settings.worker_concurrency,
+                high_lane=lanes[0],
+                dead_letters=dead_letters,
+                acknowledge=container.store.acknowledge,
+            )
+            worker.consumer.subscribe(list(lanes), listener=worker.rebalance_listener)
+            await worker.consumer.start()
+            stack.push_async_callback(worker.consumer.stop)
             tasks.append(asyncio.create_task(worker.run(), name="worker"))
+            offsets = kafka.OffsetsReader(settings)
+            await offsets.start()
+            stack.push_async_callback(offsets.stop)
             rescuer = Rescuer(
-                container.store, topic, settings.rescue_interval_seconds, settings.redeliver_after_seconds
+                container.store,
+                topic,
+                settings.rescue_interval_seconds,
+                settings.redeliver_after_seconds,
+                offsets,
+                lambda: list(lanes),
             )
             tasks.append(asyncio.create_task(rescuer.run(), name="rescuer"))
             tasks.append(asyncio.create_task(kafka.keep_topics(settings), name="topics"))

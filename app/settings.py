@@ -19,7 +19,7 @@
 | JOBS_WORKER_CONCURRENCY | 64 | runs one worker executes at once |
 | JOBS_LEASE_SECONDS | 60 | lease an attempt holds while its endpoint call is in flight (extended every third) |
 | JOBS_RESCUE_INTERVAL_SECONDS | 2 | how often the rescuer looks for expired leases and lost executions |
-| JOBS_REDELIVER_AFTER_SECONDS | 30 | a due run with no queued message for this long has its execution queued again |
+| JOBS_REDELIVER_AFTER_SECONDS | 30 | a due run with no message at all (no outbox row) for this long is queued again |
 | JOBS_SHUTDOWN_SECONDS | 20 | on SIGTERM, how long a worker may finish what it holds before it lets go |
 | JOBS_ENDPOINT_TIMEOUT_SECONDS | 300 | time allowed for one call to a user's endpoint |
 | JOBS_DB_POOL_SIZE | 20 | database connections per process |

@@ -30,6 +30,7 @@ _INSERT_OUTBOX = text(
     "INSERT INTO outbox (topic, key, value, headers, available_at) "
     "VALUES (:topic, :key, :value, CAST(:headers AS jsonb), COALESCE(:available_at, now()))"
 )
+_ACKNOWLEDGE = text("DELETE FROM outbox WHERE id = ANY(:ids)")
 _LOAD = text(
     "SELECT originator_version, topic, state FROM events WHERE originator_id = :id ORDER BY originator_version"
 )
@@ -130,6 +131,11 @@ class EventStore:
         """Append the events and enqueue the messages atomically, in a transaction shared with other
         concurrent commits of this process (see app.group_commit)."""
         await self._commits(Write(events, messages))
+
+    async def acknowledge(self, outbox_ids: list[int]) -> None:
+        """The messages of these outbox rows were handled: their rows go."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_ACKNOWLEDGE, {"ids": outbox_ids})
 
     async def load_events(self, aggregate_id: UUID, conn: AsyncConnection | None = None) -> list[DomainEvent]:
         """The aggregate's events; outside a transaction, concurrent loads share one query."""

@@ -1,4 +1,5 @@
-"""The outbox relay: publishes due outbox rows to Kafka and deletes each row once the broker acked it."""
+"""The outbox relay: publishes due outbox rows to Kafka and records, on each row the broker acked, where the
+message went (topic, partition, offset). The row stays until a worker has handled the message."""
 
 import asyncio
 import logging
@@ -11,11 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 log = logging.getLogger(__name__)
 
 _CLAIM = text(
-    "SELECT id, topic, key, value, headers FROM outbox WHERE available_at <= now() "
+    "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL AND available_at <= now() "
     "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
-_DELETE = text("DELETE FROM outbox WHERE id = ANY(:ids)")
-_NEXT_DUE = text("SELECT EXTRACT(EPOCH FROM (min(available_at) - now())) FROM outbox")
+_PUBLISHED = text(
+    "UPDATE outbox SET published_at = clock_timestamp(), kafka_topic = m.topic, kafka_partition = m.partition, "
+    "kafka_offset = m.kafka_offset FROM unnest(CAST(:ids AS bigint[]), CAST(:topics AS text[]), "
+    "CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) AS m(id, topic, partition, kafka_offset) "
+    "WHERE outbox.id = m.id"
+)
+_NEXT_DUE = text("SELECT EXTRACT(EPOCH FROM (min(available_at) - now())) FROM outbox WHERE published_at IS NULL")
 
 
 class OutboxRelay:
@@ -36,7 +42,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
 
     async def publish_batch(self) -> int:
-        """Claim, publish and delete one batch of due rows; returns how many were published."""
+        """Claim, publish and mark one batch of due rows; returns how many were published."""
         async with self.engine.begin() as conn:
             rows = (await conn.execute(_CLAIM, {"limit": self.batch_size})).all()
             if not rows:
@@ -45,10 +51,16 @@ class OutboxRelay:
                 await self.producer.send(topic, value=value, key=key.encode(), headers=_headers(id_, headers))
                 for id_, topic, key, value, headers in rows
             ]
-            await asyncio.gather(*sent)
+            acked = await asyncio.gather(*sent)
             if self.pause_after_publish:
                 await asyncio.sleep(self.pause_after_publish)  # fault injection: a crash here duplicates
-            await conn.execute(_DELETE, {"ids": [row[0] for row in rows]})
+            where = {
+                "ids": [row[0] for row in rows],
+                "topics": [meta.topic for meta in acked],
+                "partitions": [meta.partition for meta in acked],
+                "offsets": [meta.offset for meta in acked],
+            }
+            await conn.execute(_PUBLISHED, where)
         self.published += len(rows)
         return len(rows)
 

@@ -5,14 +5,14 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api import catalog, control, events, runs
 from app.api.common import (
     caller_environment,
     client_error,
-    database_unavailable,
+    database_error,
     http_error,
     internal_error,
     invalid_transition,
@@ -35,10 +35,9 @@ def create_app(container: Container) -> Litestar:
             InvalidTransition: invalid_transition,
             ValidationException: validation_error,
             HTTPException: http_error,
-            OperationalError: database_unavailable,
-            DBAPIError: database_unavailable,
-            PoolTimeout: database_unavailable,
-            OSError: database_unavailable,
+            DBAPIError: database_error,
+            PoolTimeout: database_error,
+            OSError: database_error,
             Exception: internal_error,
         },
         state=State({"container": container}),

@@ -8,10 +8,12 @@ from uuid import UUID
 from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DataError
 
 from app.container import Container
 from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
+from app.faults import is_unavailable
 from domain.status import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,9 @@ def client_error(_: AnyRequest, error: ClientError) -> Response[dict[str, Any]]:
 
 
 def invalid_transition(_: AnyRequest, error: InvalidTransition) -> Response[dict[str, Any]]:
-    return error_response(409, f"the run is {error.current}: it cannot go to {error.target}", status=error.current.value)
+    return error_response(
+        409, f"the run is {error.current}: it cannot go to {error.target}", status=error.current.value
+    )
 
 
 def validation_error(_: AnyRequest, error: ValidationException) -> Response[dict[str, Any]]:
@@ -79,9 +83,14 @@ def http_error(_: AnyRequest, error: HTTPException) -> Response[dict[str, Any]]:
     return error_response(error.status_code, error.detail)
 
 
-def database_unavailable(_: AnyRequest, error: Exception) -> Response[dict[str, Any]]:
-    log.warning("database unavailable: %s", error)
-    return error_response(503, "the database is unavailable; try again shortly")
+def database_error(request: AnyRequest, error: Exception) -> Response[dict[str, Any]]:
+    """503 only when the database cannot be reached: a client told to retry must have a reason to."""
+    if is_unavailable(error):
+        log.warning("database unavailable: %s", error)
+        return error_response(503, "the database is unavailable; try again shortly")
+    if isinstance(error, DataError):
+        return error_response(400, "the request holds a value the database cannot store")
+    return internal_error(request, error)
 
 
 def internal_error(_: AnyRequest, error: Exception) -> Response[dict[str, Any]]:

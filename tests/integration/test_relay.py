@@ -1,10 +1,12 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
 
 from app import kafka
 from app.settings import Settings
@@ -33,18 +35,24 @@ async def consumer(settings: Settings, topic: str) -> AsyncIterator[AIOKafkaCons
 
 
 async def consume(consumer: AIOKafkaConsumer, n: int) -> list[tuple[str, str, dict[str, str]]]:
-    received: list[tuple[str, str, dict[str, str]]] = []
+    return [(key, value, headers) for key, value, headers, _ in await consume_at(consumer, n)]
+
+
+async def consume_at(consumer: AIOKafkaConsumer, n: int) -> list[tuple[str, str, dict[str, str], tuple[Any, ...]]]:
+    """The next n records: key, value, headers, and where each was (topic, partition, offset)."""
+    received: list[tuple[str, str, dict[str, str], tuple[Any, ...]]] = []
     async with asyncio.timeout(30):
         while len(received) < n:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for r in records:
                     headers = {k: v.decode() for k, v in r.headers}
-                    received.append(((r.key or b"").decode(), (r.value or b"").decode(), headers))
+                    place = (r.topic, r.partition, r.offset)
+                    received.append(((r.key or b"").decode(), (r.value or b"").decode(), headers, place))
     return received
 
 
-async def test_two_relays_publish_each_row_once_and_delete_it(
+async def test_two_relays_publish_each_row_once_and_record_where_it_went(
     settings: Settings, store: EventStore, topic: str, consumer: AIOKafkaConsumer
 ) -> None:
     await enqueue(store, topic, 300)
@@ -64,14 +72,20 @@ async def test_two_relays_publish_each_row_once_and_delete_it(
             await producer.stop()
     assert all(r.published > 0 for r in relays), [r.published for r in relays]
     assert sum(r.published for r in relays) == 300
-    assert await count(store.engine, "outbox") == 0
-    received = await consume(consumer, 300)
+    assert await count(store.engine, "outbox", "published_at IS NULL") == 0
+    received = await consume_at(consumer, 300)
     assert await consumer.getmany(timeout_ms=500) == {}
     assert len(received) == 300
-    ids = [headers["id"] for _, _, headers in received]
+    ids = [headers["id"] for _, _, headers, _ in received]
     assert len(set(ids)) == 300
-    assert all(headers["type"] == "T" for _, _, headers in received)
-    assert {(key, value) for key, value, _ in received} == {(f"run-{i}", f"value-{i}") for i in range(300)}
+    assert all(headers["type"] == "T" for _, _, headers, _ in received)
+    assert {(key, value) for key, value, _, _ in received} == {(f"run-{i}", f"value-{i}") for i in range(300)}
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT id, kafka_topic, kafka_partition, kafka_offset FROM outbox"))
+        recorded = {str(id_): (topic_, partition, offset) for id_, topic_, partition, offset in rows}
+    assert recorded == {headers["id"]: place for _, _, headers, place in received}
+    await store.acknowledge([int(i) for i in ids])  # what a worker does once it handled them
+    assert await count(store.engine, "outbox") == 0
 
 
 async def test_rows_due_later_wait_in_the_outbox(settings: Settings, store: EventStore, topic: str) -> None:
