@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from aiohttp.abc import AbstractResolver
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine
@@ -22,15 +23,17 @@ class Container:
     url_policy: UrlPolicy
 
     @classmethod
-    def create(cls, settings: Settings) -> "Container":
+    def create(cls, settings: Settings, resolver: AbstractResolver | None = None) -> "Container":
+        """`resolver` answers host names for the URL policy and every outgoing call (the system's by default)."""
         engine = create_engine(settings.required_database_url, settings.db_pool_size)
+        url_policy = UrlPolicy(parse_networks(settings.allowed_private_networks or ""), resolver)
         return cls(
             settings=settings,
             engine=engine,
             store=EventStore(engine),
             authenticator=Authenticator(engine),
-            endpoint_client=EndpointClient(settings.endpoint_timeout_seconds),
-            url_policy=UrlPolicy(parse_networks(settings.allowed_private_networks or "")),
+            endpoint_client=EndpointClient(url_policy, settings.endpoint_timeout_seconds),
+            url_policy=url_policy,
         )
 
     async def close(self) -> None:

@@ -1,5 +1,6 @@
 """Keys, isolation between environments, and hostile input at the API."""
 
+import asyncio
 import hashlib
 import re
 from typing import Any
@@ -12,6 +13,7 @@ from app.container import Container
 from app.environments import EnvironmentInfo, create_environment, revoke_key, rotate_key
 from domain.environments import EnvironmentType
 from tests.helpers import count, register
+from tests.http_peer import HttpPeer
 from tests.node_endpoint import NodeEndpoint
 
 OPEN_PATHS = {"/healthz", "/readyz"}
@@ -131,3 +133,82 @@ async def test_hostile_bodies_get_a_clear_4xx_and_change_nothing(
         )
     ).json()
     assert "JOBS_ALLOWED_PRIVATE_NETWORKS" in private["message"]
+
+
+DISGUISED_OR_MALFORMED_URLS = [
+    "http://[::1/",  # urlsplit raises
+    "http://" + "h" * 10_000 + ".com/",
+    "http://" + "h" * 300 + "/",
+    "http://" + "h" * 100 + ".example/",  # a DNS label longer than 63: the IDNA codec raises
+    "http://1.1.1.1/" + "x" * 2_100,
+    "http://1.1.1.1:70000/",
+    "http://1.1.1.1:0/",
+    "http://[::ffff:10.1.2.3]/",
+    "http://[::10.1.2.3]/",
+    "http://[::ffff:0:192.168.0.1]/",
+    "http://[64:ff9b::a9fe:a9fe]/latest",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://[fe80::1]/",
+    "http://[ff02::1]/",
+    "http://0.0.0.0/",
+]
+
+
+async def test_malformed_and_disguised_urls_get_a_400_naming_the_field(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    before = await count(container.engine, "events")
+    places = [
+        ("/api/v1/endpoints", "url", lambda url: {"id": "elsewhere", "url": url}),
+        ("/api/v1/jobs/return-value/invoke", "options.callbackUrl", lambda url: {"options": {"callbackUrl": url}}),
+    ]
+    for path, field, body in places:
+        for url in DISGUISED_OR_MALFORMED_URLS:
+            response = await client.post(path, headers=bearer(environment.api_key), json=body(url))
+            assert response.status_code == 400, (path, url[:80], response.text[:300])
+            assert response.json()["message"].startswith(f"`{field}`"), (url[:80], response.json()["message"])
+    assert await count(container.engine, "events") == before
+
+
+async def test_a_failed_registration_does_not_echo_what_the_target_answered(
+    client: httpx.AsyncClient, environment: EnvironmentInfo
+) -> None:
+    secret = "internal-secret-" + "s" * 40
+    for status, content, expected in [
+        (500, f'{{"detail": "{secret}"}}', "INDEX_ENDPOINT answered HTTP 500, not 200"),
+        (404, f'"<html>{secret}</html>"', "INDEX_ENDPOINT answered HTTP 404, not 200"),
+        (
+            200,
+            f'{{"jobs": [{{"id": "{secret}"}}]}}',
+            "INDEX_ENDPOINT answered a `jobs` list whose job #1 has no string `version`",
+        ),
+    ]:
+        async with HttpPeer(lambda headers, body, answer=(status, content): answer) as target:
+            response = await client.post(
+                "/api/v1/endpoints", headers=bearer(environment.api_key), json={"id": "t", "url": target.url("/x")}
+            )
+        assert response.status_code == 422, response.text
+        assert response.json()["message"] == f"could not index endpoint 't': {expected}"
+        assert secret not in response.text
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(f"NOT-HTTP {secret}\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+    try:
+        response = await client.post(
+            "/api/v1/endpoints", headers=bearer(environment.api_key), json={"id": "t", "url": url}
+        )
+    finally:
+        server.close()
+    assert response.status_code == 422, response.text
+    assert (
+        response.json()["message"]
+        == f"could not index endpoint 't': could not reach {url}: its answer is not valid HTTP"
+    )
+    assert secret not in response.text
