@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine
 from app.endpoint_client import EndpointClient
-from app.environments import Authenticator
+from app.environments import Authenticator, Environments
+from app.sealing import Sealer
 from app.settings import Settings
 from app.store import EventStore
 from app.url_policy import UrlPolicy, parse_networks
@@ -18,6 +19,8 @@ class Container:
     settings: Settings
     engine: AsyncEngine
     store: EventStore
+    sealer: Sealer
+    environments: Environments
     authenticator: Authenticator
     endpoint_client: EndpointClient
     url_policy: UrlPolicy
@@ -27,11 +30,15 @@ class Container:
         """`resolver` answers host names for the URL policy and every outgoing call (the system's by default)."""
         engine = create_engine(settings.required_database_url, settings.db_pool_size)
         url_policy = UrlPolicy(parse_networks(settings.allowed_private_networks or ""), resolver)
+        store = EventStore(engine)
+        sealer = Sealer(settings.secret_key)
         return cls(
             settings=settings,
             engine=engine,
-            store=EventStore(engine),
-            authenticator=Authenticator(engine),
+            store=store,
+            sealer=sealer,
+            environments=Environments(store, sealer),
+            authenticator=Authenticator(engine, sealer),
             endpoint_client=EndpointClient(url_policy, settings.endpoint_timeout_seconds),
             url_policy=url_policy,
         )

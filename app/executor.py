@@ -18,6 +18,7 @@ from sqlalchemy import text
 from app.endpoint_client import EndpointClient, EndpointError, EndpointResponse
 from app.messages import ExecuteJobRun
 from app.run_writes import CONFLICT_RETRIES, change_run, commit_run, execution_outbox, save_run
+from app.sealing import Sealer
 from app.store import ConcurrencyConflict, EventStore
 from app.ttl_cache import TtlCache
 from domain import execution
@@ -30,7 +31,7 @@ from domain.tasks import iso
 log = logging.getLogger(__name__)
 
 _TARGET = text(
-    "SELECT ep.url, e.slug, e.type, s.api_key, v.metadata FROM endpoints ep "
+    "SELECT ep.url, e.slug, e.type, s.sealed_api_key, v.metadata FROM endpoints ep "
     "JOIN environments e ON e.id = ep.environment_id "
     "JOIN environment_secrets s ON s.environment_id = e.id "
     "LEFT JOIN job_versions v ON v.environment_id = e.id AND v.job_slug = :job AND v.version = :version "
@@ -58,9 +59,12 @@ class Target:
 
 
 class RunExecutor:
-    def __init__(self, store: EventStore, client: EndpointClient, topic: str, lease_seconds: float) -> None:
+    def __init__(
+        self, store: EventStore, client: EndpointClient, topic: str, lease_seconds: float, sealer: Sealer
+    ) -> None:
         self.store = store
         self.client = client
+        self.sealer = sealer
         self.topic = topic
         self.lease = timedelta(seconds=lease_seconds)
         self.counts: Counter[str] = Counter()
@@ -239,7 +243,7 @@ class RunExecutor:
         if row is None:
             return None
         enabled = row.metadata is None or row.metadata.get("enabled", True) is not False
-        return Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
+        return Target(row.url, row.slug, EnvironmentType(row.type), self.sealer.open(row.sealed_api_key), enabled)
 
 
 def _extend(attempt: int, until: datetime, run: JobRun) -> bool:

@@ -17,6 +17,7 @@ from app import commands
 from app.executor import RunExecutor
 from app.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, decode_message
 from app.notifier import Notifier
+from app.sealing import SecretKeyError
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,9 @@ class Worker:
             return True
         try:
             await self.dispatcher.handle(message)
+        except SecretKeyError as error:  # the operator's to fix: the message waits, without a traceback a second
+            log.error("%s waits: %s", message, error)
+            return False
         except Exception:
             log.exception("%s failed to process; trying again", message)
             return False

@@ -16,10 +16,12 @@ from app.api.common import (
     http_error,
     internal_error,
     invalid_transition,
+    secrets_unavailable,
     validation_error,
 )
 from app.container import Container
 from app.errors import ClientError
+from app.sealing import SecretKeyError
 from domain.status import InvalidTransition
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -37,6 +39,7 @@ def create_app(container: Container) -> Litestar:
             OperationalError: database_unavailable,
             DBAPIError: database_unavailable,
             PoolTimeout: database_unavailable,
+            SecretKeyError: secrets_unavailable,
             OSError: database_unavailable,
             Exception: internal_error,
         },

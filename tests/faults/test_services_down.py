@@ -9,14 +9,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.container import Container
 from app.db import migrate
 from app.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
-from app.environments import create_environment
 from app.settings import Settings
-from app.store import EventStore
 from domain.environments import EnvironmentType
 from tests.faults.conftest import register_endpoint
 from tests.faults.harness import cluster, tally
@@ -74,10 +71,10 @@ async def test_stop_postgresql_under_load(
     postgres.start()
     try:
         await migrate(postgres.url)
-        engine = create_async_engine(postgres.url)
-        await create_environment(EventStore(engine), "test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
-        await engine.dispose()
         own = replace(settings, database_url=postgres.url, execution_topic=f"db-stop-{uuid.uuid4().hex[:6]}")
+        setup = Container.create(own)
+        await setup.environments.create("test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
+        await setup.close()
         headers = {"Authorization": f"Bearer {COMPAT_API_KEY}"}
         with cluster(own, logs) as roles:
             roles.start("api")

@@ -10,7 +10,7 @@ import httpx
 from app import commands
 from app.api import create_app
 from app.container import Container
-from app.environments import EnvironmentInfo, create_environment, revoke_key, rotate_key
+from app.environments import EnvironmentInfo
 from domain.environments import EnvironmentType
 from tests.helpers import count, register
 from tests.http_peer import HttpPeer
@@ -40,7 +40,7 @@ async def test_every_path_but_health_needs_a_key(client: httpx.AsyncClient) -> N
 
 
 async def test_keys_are_stored_hashed_and_can_be_rotated_and_revoked(container: Container) -> None:
-    _, key = await create_environment(container.store, "ops", EnvironmentType.PRODUCTION)
+    _, key = await container.environments.create("ops", EnvironmentType.PRODUCTION)
     digest = hashlib.sha256(key.encode()).hexdigest()
     assert await count(container.engine, "environments", "api_key_hash = :h", h=digest) == 1
     assert await count(container.engine, "events", "position(:k in convert_from(state, 'UTF8')) > 0", k=key) == 0
@@ -51,9 +51,9 @@ async def test_keys_are_stored_hashed_and_can_be_rotated_and_revoked(container: 
             return (await fresh.get("/api/v1/jobs", headers=bearer(api_key))).status_code
 
     assert await status(key) == 200
-    new_key = await rotate_key(container.store, "ops")
+    new_key = await container.environments.rotate_key("ops")
     assert (await status(key), await status(new_key)) == (401, 200)
-    await revoke_key(container.store, "ops")
+    await container.environments.revoke_key("ops")
     assert await status(new_key) == 401
 
 
@@ -62,7 +62,7 @@ def container_with_fresh_cache(container: Container) -> Container:
 
     from app.environments import Authenticator
 
-    return replace(container, authenticator=Authenticator(container.engine))
+    return replace(container, authenticator=Authenticator(container.engine, container.sealer))
 
 
 async def test_another_environment_cannot_see_or_change_anything(
@@ -74,7 +74,7 @@ async def test_another_environment_cannot_see_or_change_anything(
         "/api/v1/events", json={"event": {"id": "secret", "name": "x"}}, headers=bearer(environment.api_key)
     )
     assert sent.status_code == 200
-    _, prod_key = await create_environment(container.store, "prod", EnvironmentType.PRODUCTION)
+    _, prod_key = await container.environments.create("prod", EnvironmentType.PRODUCTION)
     prod = bearer(prod_key)
     for method, path in [
         ("GET", f"/api/v2/runs/{run.run_id}"),
