@@ -6,13 +6,17 @@ import re
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from app import commands
 from app.api import create_app
 from app.container import Container
 from app.environments import EnvironmentInfo
+from app.settings import Settings
 from domain.environments import EnvironmentType
-from tests.helpers import count, register
+from domain.runs import JobRun
+from domain.status import RunStatus
+from tests.helpers import count, finished, register, start_test_run, wait_for
 from tests.http_peer import HttpPeer
 from tests.node_endpoint import NodeEndpoint
 
@@ -212,3 +216,44 @@ async def test_a_failed_registration_does_not_echo_what_the_target_answered(
         == f"could not index endpoint 't': could not reach {url}: its answer is not valid HTTP"
     )
     assert secret not in response.text
+
+
+async def test_a_queued_run_of_a_revoked_environment_ends_unresolved_auth_and_continues_after_a_rotation(
+    api: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, settings: Settings
+) -> None:
+    await container.environments.revoke_key("test")
+    queued = await commands.test_job(
+        container.store, settings.execution_topic, environment, "return-value", {"n": 1}, None
+    )
+
+    async def ended() -> JobRun | None:
+        run = await container.store.get(queued.run_id, JobRun)
+        return run if run is not None and run.is_terminal else None
+
+    run = await wait_for(ended)
+    assert run.status is RunStatus.UNRESOLVED_AUTH
+    assert run.error == {
+        "message": "the API key of environment 'test' was revoked; rotate a key in "
+        "(`jobs-service env rotate-key test`) and continue the run",
+        "name": "Error",
+    }
+    events = [type(e).__name__ for e in await container.store.load_events(queued.run_id)]
+    assert events == ["RunCreated", "RunCompleted"], "the endpoint was not called"
+
+    # The key the endpoint's deployment knows is rotated back in; the run continues and runs.
+    await container.environments.rotate_key("test", environment.api_key)
+    continued = await api.post(f"/api/v1/runs/{queued.run_id}/continue")
+    assert continued.json() == {"id": str(queued.run_id), "status": "QUEUED"}
+    done = await finished(api, str(queued.run_id))
+    assert (done["status"], done["output"]) == ("SUCCESS", {"ok": True, "echo": {"n": 1}})
+
+
+async def test_a_run_whose_endpoint_is_gone_fails_naming_the_endpoint(
+    api: httpx.AsyncClient, container: Container
+) -> None:
+    # No command deletes an endpoint yet; its row gone from the read model stands for one that was.
+    async with container.engine.begin() as conn:
+        endpoint_id = (await conn.execute(text("DELETE FROM endpoints RETURNING id"))).scalar_one()
+    run = await finished(api, await start_test_run(api, "return-value"))
+    assert run["status"] == "FAILURE"
+    assert run["output"] == {"message": f"endpoint {endpoint_id} is not registered", "name": "Error"}

@@ -51,6 +51,10 @@ def test_failed_runs_can_only_be_continued(status: RunStatus) -> None:
         (RunStatus.SUCCESS, RunStatus.EXECUTING, False),
         (RunStatus.FAILURE, RunStatus.EXECUTING, False),
         (RunStatus.CANCELED, RunStatus.QUEUED, True),
+        (RunStatus.QUEUED, RunStatus.UNRESOLVED_AUTH, True),
+        (RunStatus.WAITING_TO_EXECUTE, RunStatus.UNRESOLVED_AUTH, True),
+        (RunStatus.UNRESOLVED_AUTH, RunStatus.QUEUED, True),
+        (RunStatus.UNRESOLVED_AUTH, RunStatus.EXECUTING, False),
     ],
 )
 def test_transitions(current: RunStatus, target: RunStatus, allowed: bool) -> None:
