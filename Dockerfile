@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The Jobs service image: one image, every role. The argument picks the role:
 #   docker run IMAGE all | api | relay | worker | migrate | env create SLUG | projections rebuild
-# It needs DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS (see app/settings.py); compose.yaml sets them.
+# It needs DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and (for the roles) JOBS_SECRET_KEY (see app/settings.py);
+# compose.yaml sets them.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

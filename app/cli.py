@@ -51,8 +51,10 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
     from app.db import migrate
     from app.roles import ROLES, run_roles
+    from app.sealing import require_secret_key
 
     roles = ROLES if args.command == "all" else (args.command,)
+    require_secret_key(settings)  # before touching anything
 
     async def main(stop: asyncio.Event) -> None:
         await migrate(settings.required_database_url)
@@ -70,14 +72,13 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_env_create(settings: Settings, args: argparse.Namespace) -> None:
     from app.container import Container
-    from app.environments import create_environment
     from domain.environments import EnvironmentType
 
     async def main() -> None:
         container = Container.create(settings)
         try:
-            environment_id, api_key = await create_environment(
-                container.store, args.slug, EnvironmentType(args.type), args.api_key
+            environment_id, api_key = await container.environments.create(
+                args.slug, EnvironmentType(args.type), args.api_key
             )
         finally:
             await container.close()
@@ -89,18 +90,38 @@ def cmd_env_create(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_env_key(settings: Settings, args: argparse.Namespace) -> None:
     from app.container import Container
-    from app.environments import revoke_key, rotate_key
 
     async def main() -> None:
         container = Container.create(settings)
         try:
             if args.env_command == "rotate-key":
-                print(f"API key: {await rotate_key(container.store, args.slug)}")
+                print(f"API key: {await container.environments.rotate_key(args.slug)}")
             else:
-                await revoke_key(container.store, args.slug)
+                await container.environments.revoke_key(args.slug)
                 print(f"the key of environment {args.slug} is revoked")
         finally:
             await container.close()
+
+    _run(main())
+
+
+def cmd_secrets(settings: Settings, args: argparse.Namespace) -> None:
+    from app.sealing import generate_key, require_secret_key
+
+    if args.secrets_command == "generate-key":
+        print(generate_key())
+        return
+    from app.container import Container
+
+    require_secret_key(settings)
+
+    async def main() -> None:
+        container = Container.create(settings)
+        try:
+            resealed = await container.environments.reseal_all()
+        finally:
+            await container.close()
+        print(f"re-sealed {resealed} secrets with the first key of JOBS_SECRET_KEY")
 
     _run(main())
 
@@ -159,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
     revoke = env.add_parser("revoke-key", help="revoke an environment's API key")
     revoke.add_argument("slug")
     revoke.set_defaults(handler=cmd_env_key)
+    keys = commands.add_parser("secrets", help="the key that seals stored API keys (JOBS_SECRET_KEY)")
+    secrets = keys.add_subparsers(dest="secrets_command", required=True)
+    secrets.add_parser("generate-key", help="print a new key for JOBS_SECRET_KEY").set_defaults(handler=cmd_secrets)
+    secrets.add_parser(
+        "rotate", help="seal every stored secret again with the first key of JOBS_SECRET_KEY; prints how many"
+    ).set_defaults(handler=cmd_secrets)
     projections = commands.add_parser("projections", help="read models").add_subparsers(
         dest="projections_command", required=True
     )

@@ -2,11 +2,13 @@
 
 from dataclasses import dataclass
 
+from aiohttp.abc import AbstractResolver
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import create_engine
 from app.endpoint_client import EndpointClient
-from app.environments import Authenticator
+from app.environments import Authenticator, Environments
+from app.sealing import Sealer
 from app.settings import Settings
 from app.store import EventStore
 from app.url_policy import UrlPolicy, parse_networks
@@ -17,20 +19,28 @@ class Container:
     settings: Settings
     engine: AsyncEngine
     store: EventStore
+    sealer: Sealer
+    environments: Environments
     authenticator: Authenticator
     endpoint_client: EndpointClient
     url_policy: UrlPolicy
 
     @classmethod
-    def create(cls, settings: Settings) -> "Container":
+    def create(cls, settings: Settings, resolver: AbstractResolver | None = None) -> "Container":
+        """`resolver` answers host names for the URL policy and every outgoing call (the system's by default)."""
         engine = create_engine(settings.required_database_url, settings.db_pool_size)
+        url_policy = UrlPolicy(parse_networks(settings.allowed_private_networks or ""), resolver)
+        store = EventStore(engine)
+        sealer = Sealer(settings.secret_key)
         return cls(
             settings=settings,
             engine=engine,
-            store=EventStore(engine),
-            authenticator=Authenticator(engine),
-            endpoint_client=EndpointClient(settings.endpoint_timeout_seconds),
-            url_policy=UrlPolicy(parse_networks(settings.allowed_private_networks or "")),
+            store=store,
+            sealer=sealer,
+            environments=Environments(store, sealer),
+            authenticator=Authenticator(engine, sealer),
+            endpoint_client=EndpointClient(url_policy, settings.endpoint_timeout_seconds),
+            url_policy=url_policy,
         )
 
     async def close(self) -> None:

@@ -2,15 +2,17 @@
 
 import asyncio
 import contextlib
+import os
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from app.container import Container
 from app.db import migrate
 from app.embedded import EmbeddedKafka, EmbeddedPostgres
-from app.environments import ensure_environment
 from app.roles import ROLES, run_roles
+from app.sealing import generate_key
 from app.settings import Settings
 from domain.environments import KEY_PREFIX, EnvironmentType
 
@@ -21,13 +23,24 @@ LOOPBACK = "127.0.0.0/8,::1/128"
 def dev_api_key(settings: Settings, data_dir: Path) -> str:
     if settings.dev_api_key:
         return settings.dev_api_key
-    key_file = data_dir / "dev-api-key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    key = KEY_PREFIX[EnvironmentType.DEVELOPMENT] + secrets.token_hex(12)
-    key_file.write_text(key + "\n")
-    key_file.chmod(0o600)
-    return key
+    return _kept(data_dir / "dev-api-key", lambda: KEY_PREFIX[EnvironmentType.DEVELOPMENT] + secrets.token_hex(12))
+
+
+def dev_secret_key(settings: Settings, data_dir: Path) -> str:
+    """JOBS_SECRET_KEY, or the key this data folder's database was sealed with (made on first start)."""
+    if settings.secret_key:
+        return settings.secret_key
+    return _kept(data_dir / "secret-key", generate_key)
+
+
+def _kept(path: Path, make: Callable[[], str]) -> str:
+    """The value kept in `path`, or a new one written there readable by its owner alone."""
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(value + "\n")
+    return value
 
 
 def prepare_data_dir(settings: Settings) -> Path:
@@ -49,11 +62,13 @@ async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
         settings = settings.with_services(database_url, bootstrap)
         if settings.allowed_private_networks is None:
             settings = replace(settings, allowed_private_networks=LOOPBACK)  # endpoints on this machine
+        settings = replace(settings, secret_key=dev_secret_key(settings, data_dir))
         await migrate(database_url)
         api_key = dev_api_key(settings, data_dir)
         container = Container.create(settings)
         try:
-            await ensure_environment(container.store, DEV_ENVIRONMENT, EnvironmentType.DEVELOPMENT, api_key)
+            await container.environments.prepare_secrets()  # legacy keys sealed before one more is saved
+            await container.environments.ensure(DEV_ENVIRONMENT, EnvironmentType.DEVELOPMENT, api_key)
         finally:
             await container.close()
 

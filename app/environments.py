@@ -1,28 +1,45 @@
-"""Environments and their API keys: creating, rotating, and authenticating a request's key."""
+"""Environments and their API keys: creating, rotating and revoking them, authenticating a request's key.
+
+The events hold only a key's SHA-256 hash (what authentication looks up). The key itself, which calls to the
+environment's endpoints carry and callbacks are signed with, is kept sealed (app/sealing.py) in
+`environment_secrets`; revoking a key deletes it."""
 
 import hashlib
+import hmac
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID, uuid4
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.errors import Conflict, NotFound
+from app.sealing import LEGACY_PREFIX, Sealer, SecretKeyError
 from app.store import EventStore, UnitOfWork
 from app.ttl_cache import TtlCache
 from domain.environments import KEY_PREFIX, Environment, EnvironmentType
 
-_FIND_BY_HASH = text(
-    "SELECT e.id, e.slug, e.type, s.api_key FROM environments e "
-    "JOIN environment_secrets s ON s.environment_id = e.id WHERE e.api_key_hash = :hash"
-)
+_FIND_BY_HASH = text("SELECT id, slug, type FROM environments WHERE api_key_hash = :hash")
 _FIND_BY_SLUG = text("SELECT id FROM environments WHERE slug = :slug")
 _DELETE_SECRET = text("DELETE FROM environment_secrets WHERE environment_id = :id")
 _SAVE_SECRET = text(
-    "INSERT INTO environment_secrets (environment_id, api_key) VALUES (:id, :key) "
-    "ON CONFLICT (environment_id) DO UPDATE SET api_key = EXCLUDED.api_key"
+    "INSERT INTO environment_secrets (environment_id, sealed_api_key) VALUES (:id, :sealed) "
+    "ON CONFLICT (environment_id) DO UPDATE SET sealed_api_key = EXCLUDED.sealed_api_key"
 )
+_UPDATE_SECRET = text("UPDATE environment_secrets SET sealed_api_key = :sealed WHERE environment_id = :id")
+_SECRETS = text(
+    "SELECT s.environment_id, coalesce(e.slug, s.environment_id::text) AS slug, s.sealed_api_key "
+    "FROM environment_secrets s LEFT JOIN environments e ON e.id = s.environment_id ORDER BY 2"
+)
+# Row locks make concurrent start-ups (and a rotation beside them) take turns: each row is sealed once.
+_SECRETS_FOR_UPDATE = text(_SECRETS.text + " FOR UPDATE OF s")
+_LEGACY_SECRETS = text(
+    "SELECT environment_id, sealed_api_key FROM environment_secrets WHERE starts_with(sealed_api_key, :prefix) "
+    "FOR UPDATE"
+)
+_SECRET = text("SELECT sealed_api_key FROM environment_secrets WHERE environment_id = :id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,93 +58,138 @@ def new_api_key(type: EnvironmentType) -> str:
     return KEY_PREFIX[type] + secrets.token_hex(12)
 
 
-async def create_environment(
-    store: EventStore, slug: str, type: EnvironmentType, api_key: str | None = None
-) -> tuple[UUID, str]:
-    if await _find_by_slug(store, slug) is not None:
-        raise Conflict(f"environment {slug!r} already exists")
-    api_key = api_key or new_api_key(type)
-    environment = Environment(id=uuid4(), slug=slug, type=type.value, api_key_hash=hash_key(api_key))
-    async with store.transaction() as uow:
-        await _save_key(uow, environment, api_key)
-    return environment.id, api_key
+class Environments:
+    """The write side of environments and their keys."""
 
+    def __init__(self, store: EventStore, sealer: Sealer) -> None:
+        self.store = store
+        self.sealer = sealer
 
-async def ensure_environment(store: EventStore, slug: str, type: EnvironmentType, api_key: str) -> UUID:
-    """The environment `slug` with exactly this key: created, or its key rotated to this one."""
-    existing = await _find_by_slug(store, slug)
-    if existing is None:
-        environment_id, _ = await create_environment(store, slug, type, api_key)
-        return environment_id
-    environment = await store.get(existing, Environment)
-    assert environment is not None
-    if environment.api_key_hash != hash_key(api_key):
+    async def create(self, slug: str, type: EnvironmentType, api_key: str | None = None) -> tuple[UUID, str]:
+        if await self._find_by_slug(slug) is not None:
+            raise Conflict(f"environment {slug!r} already exists")
+        api_key = api_key or new_api_key(type)
+        environment = Environment(id=uuid4(), slug=slug, type=type.value, api_key_hash=hash_key(api_key))
+        async with self.store.transaction() as uow:
+            await self._save_key(uow, environment, api_key)
+        return environment.id, api_key
+
+    async def ensure(self, slug: str, type: EnvironmentType, api_key: str) -> UUID:
+        """The environment `slug` with exactly this key: created, or its key rotated to this one."""
+        existing = await self._find_by_slug(slug)
+        if existing is None:
+            environment_id, _ = await self.create(slug, type, api_key)
+            return environment_id
+        environment = await self.store.get(existing, Environment)
+        assert environment is not None
+        if not hmac.compare_digest(environment.api_key_hash or "", hash_key(api_key)):
+            environment.rotate_key(api_key_hash=hash_key(api_key))
+            async with self.store.transaction() as uow:
+                await self._save_key(uow, environment, api_key)
+        return environment.id
+
+    async def rotate_key(self, slug: str, api_key: str | None = None) -> str:
+        """Give the environment a new key; the old one stops working."""
+        environment = await self._environment(slug)
+        api_key = api_key or new_api_key(environment.type)
         environment.rotate_key(api_key_hash=hash_key(api_key))
-        async with store.transaction() as uow:
-            await _save_key(uow, environment, api_key)
-    return environment.id
+        async with self.store.transaction() as uow:
+            await self._save_key(uow, environment, api_key)
+        return api_key
 
+    async def revoke_key(self, slug: str) -> None:
+        """Take the environment's key away; nothing authenticates as it until a key is rotated in."""
+        environment = await self._environment(slug)
+        environment.revoke_key()
+        async with self.store.transaction() as uow:
+            await uow.save(environment)
+            await uow.conn.execute(_DELETE_SECRET, {"id": environment.id})
 
-async def rotate_key(store: EventStore, slug: str, api_key: str | None = None) -> str:
-    """Give the environment a new key; the old one stops working."""
-    environment = await _environment(store, slug)
-    api_key = api_key or new_api_key(environment.type)
-    environment.rotate_key(api_key_hash=hash_key(api_key))
-    async with store.transaction() as uow:
-        await _save_key(uow, environment, api_key)
-    return api_key
+    async def prepare_secrets(self) -> int:
+        """At start-up: seal the keys a migration left in plain text, then make sure every stored key opens
+        with JOBS_SECRET_KEY, so a wrong key stops the process at once with one clear message. Returns how
+        many keys were sealed."""
+        sealed = await self._seal_legacy()
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(_SECRETS)).all()
+        _refuse_unopenable(rows, self.sealer.open)
+        return sealed
 
+    async def reseal_all(self) -> int:
+        """Seal every stored key again with the first key of JOBS_SECRET_KEY; all or none. Returns how many."""
+        async with self.store.engine.begin() as conn:
+            rows = (await conn.execute(_SECRETS_FOR_UPDATE)).all()
+            resealed = _refuse_unopenable(rows, self.sealer.reseal)
+            await _update_secrets(conn, resealed)
+        return len(resealed)
 
-async def revoke_key(store: EventStore, slug: str) -> None:
-    """Take the environment's key away; nothing authenticates as it until a key is rotated in."""
-    environment = await _environment(store, slug)
-    environment.revoke_key()
-    async with store.transaction() as uow:
+    async def _seal_legacy(self) -> int:
+        async with self.store.engine.begin() as conn:
+            rows = (await conn.execute(_LEGACY_SECRETS, {"prefix": LEGACY_PREFIX})).all()
+            await _update_secrets(conn, {row.environment_id: self.sealer.reseal(row.sealed_api_key) for row in rows})
+        return len(rows)
+
+    async def _environment(self, slug: str) -> Environment:
+        environment_id = await self._find_by_slug(slug)
+        environment = None if environment_id is None else await self.store.get(environment_id, Environment)
+        if environment is None:
+            raise NotFound(f"environment {slug!r} not found")
+        return environment
+
+    async def _find_by_slug(self, slug: str) -> UUID | None:
+        async with self.store.engine.connect() as conn:
+            found: UUID | None = (await conn.execute(_FIND_BY_SLUG, {"slug": slug})).scalar()
+        return found
+
+    async def _save_key(self, uow: UnitOfWork, environment: Environment, api_key: str) -> None:
         await uow.save(environment)
-        await uow.conn.execute(_DELETE_SECRET, {"id": environment.id})
+        await uow.conn.execute(_SAVE_SECRET, {"id": environment.id, "sealed": self.sealer.seal(api_key)})
 
 
-async def _environment(store: EventStore, slug: str) -> Environment:
-    environment_id = await _find_by_slug(store, slug)
-    environment = None if environment_id is None else await store.get(environment_id, Environment)
-    if environment is None:
-        raise NotFound(f"environment {slug!r} not found")
-    return environment
+def _refuse_unopenable(rows: Sequence[Row[Any]], transform: Callable[[str], str]) -> dict[UUID, str]:
+    """`transform` (open or reseal) of each row's sealed key, by environment id; a SecretKeyError naming
+    every environment whose key it cannot open."""
+    done: dict[UUID, str] = {}
+    failed: list[str] = []
+    for row in rows:
+        try:
+            done[row.environment_id] = transform(row.sealed_api_key)
+        except SecretKeyError:
+            failed.append(row.slug)
+    if failed:
+        raise SecretKeyError(
+            f"JOBS_SECRET_KEY cannot open the stored API key of environment {', '.join(failed)}: it was sealed "
+            "with a key not in the list (while rotating, keep the old key after the new one: JOBS_SECRET_KEY=new,old)"
+        )
+    return done
 
 
-async def _find_by_slug(store: EventStore, slug: str) -> UUID | None:
-    async with store.engine.connect() as conn:
-        found: UUID | None = (await conn.execute(_FIND_BY_SLUG, {"slug": slug})).scalar()
-    return found
-
-
-async def _save_key(uow: UnitOfWork, environment: Environment, api_key: str) -> None:
-    await uow.save(environment)
-    await uow.conn.execute(_SAVE_SECRET, {"id": environment.id, "key": api_key})
-
-
-_SECRET = text("SELECT api_key FROM environment_secrets WHERE environment_id = :id")
+async def _update_secrets(conn: AsyncConnection, sealed: dict[UUID, str]) -> None:
+    if sealed:
+        await conn.execute(_UPDATE_SECRET, [{"id": key, "sealed": value} for key, value in sealed.items()])
 
 
 class Authenticator:
     """Finds the environment of an API key; answers are cached briefly so a hot path skips the database."""
 
-    def __init__(self, engine: AsyncEngine, ttl_seconds: float = 5.0) -> None:
+    def __init__(self, engine: AsyncEngine, sealer: Sealer, ttl_seconds: float = 5.0) -> None:
         self.engine = engine
-        self._cache: TtlCache[str, EnvironmentInfo | None] = TtlCache(self._find, ttl_seconds)
+        self.sealer = sealer
+        self._cache: TtlCache[str, tuple[UUID, str, EnvironmentType] | None] = TtlCache(self._find, ttl_seconds)
 
     async def authenticate(self, api_key: str) -> EnvironmentInfo | None:
-        return await self._cache.get(hash_key(api_key))
+        found = await self._cache.get(hash_key(api_key))
+        return None if found is None else EnvironmentInfo(*found, api_key)
 
-    async def _find(self, digest: str) -> EnvironmentInfo | None:
+    async def _find(self, digest: str) -> tuple[UUID, str, EnvironmentType] | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(_FIND_BY_HASH, {"hash": digest})).first()
-        return None if row is None else EnvironmentInfo(row.id, row.slug, EnvironmentType(row.type), row.api_key)
+        return None if row is None else (row.id, row.slug, EnvironmentType(row.type))
 
     async def api_key(self, environment_id: UUID) -> str:
         """The environment's API key: what EXECUTE_JOB calls carry and what signatures are keyed with."""
         async with self.engine.connect() as conn:
-            key: str | None = (await conn.execute(_SECRET, {"id": environment_id})).scalar()
-        if key is None:
+            sealed: str | None = (await conn.execute(_SECRET, {"id": environment_id})).scalar()
+        if sealed is None:
             raise LookupError(f"environment {environment_id} has no API key")
-        return key
+        return self.sealer.open(sealed)

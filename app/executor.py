@@ -20,6 +20,7 @@ from app.endpoint_client import EndpointClient, EndpointError, EndpointResponse
 from app.errors import NotFound
 from app.messages import ExecuteJobRun
 from app.run_writes import CONFLICT_RETRIES, change_run, commit_run, execution_outbox, save_run
+from app.sealing import Sealer
 from app.store import ConcurrencyConflict, EventStore
 from app.ttl_cache import TtlCache
 from domain import execution
@@ -31,10 +32,11 @@ from domain.tasks import iso
 
 log = logging.getLogger(__name__)
 
+# No secret row: the environment's key was revoked (an endpoint that is gone finds no row at all).
 _TARGET = text(
-    "SELECT ep.url, e.slug, e.type, s.api_key, v.metadata FROM endpoints ep "
+    "SELECT ep.url, e.slug, e.type, s.sealed_api_key, v.metadata FROM endpoints ep "
     "JOIN environments e ON e.id = ep.environment_id "
-    "JOIN environment_secrets s ON s.environment_id = e.id "
+    "LEFT JOIN environment_secrets s ON s.environment_id = e.id "
     "LEFT JOIN job_versions v ON v.environment_id = e.id AND v.job_slug = :job AND v.version = :version "
     "WHERE ep.id = :endpoint_id"
 )
@@ -55,14 +57,17 @@ class Target:
     url: str
     environment_slug: str
     environment_type: EnvironmentType
-    api_key: str
+    api_key: str | None  # None: revoked
     version_enabled: bool
 
 
 class RunExecutor:
-    def __init__(self, store: EventStore, client: EndpointClient, topic: str, lease_seconds: float) -> None:
+    def __init__(
+        self, store: EventStore, client: EndpointClient, topic: str, lease_seconds: float, sealer: Sealer
+    ) -> None:
         self.store = store
         self.client = client
+        self.sealer = sealer
         self.topic = topic
         self.lease = timedelta(seconds=lease_seconds)
         self.counts: Counter[str] = Counter()
@@ -145,6 +150,12 @@ class RunExecutor:
     def _refusal(self, run: JobRun, target: Target | None) -> tuple[RunStatus, str] | None:
         if target is None:
             return RunStatus.FAILURE, f"endpoint {run.endpoint_id} is not registered"
+        if target.api_key is None:
+            slug = target.environment_slug
+            return RunStatus.UNRESOLVED_AUTH, (
+                f"the API key of environment {slug!r} was revoked; rotate a key in "
+                f"(`jobs-service env rotate-key {slug}`) and continue the run"
+            )
         if not target.version_enabled:
             return RunStatus.ABORTED, f"version {run.job_version} of job {run.job_slug} is disabled"
         if reason := run.limit_reached():
@@ -152,6 +163,7 @@ class RunExecutor:
         return None
 
     async def _call(self, target: Target, body: dict[str, Any]) -> tuple[execution.Outcome, dict[str, bool] | None]:
+        assert target.api_key is not None
         try:
             response = await self.client.call(target.url, target.api_key, "EXECUTE_JOB", body)
         except EndpointError as error:
@@ -253,7 +265,12 @@ class RunExecutor:
 
     async def _target(self, run: JobRun) -> Target | None:
         """Where and how to call the run's endpoint; kept for a moment, since runs of a job come in crowds."""
-        return await self._targets.get((run.endpoint_id, run.job_slug, run.job_version))
+        key = (run.endpoint_id, run.job_slug, run.job_version)
+        target = await self._targets.get(key)
+        if target is not None and target.api_key is None:
+            # Revoked a moment ago may be rotated in by now, and the run continued: ask again, it is rare.
+            target = await self._find_target(key)
+        return target
 
     async def _find_target(self, key: tuple[str, str, str]) -> Target | None:
         endpoint_id, job_slug, job_version = key
@@ -263,7 +280,8 @@ class RunExecutor:
         if row is None:
             return None
         enabled = row.metadata is None or row.metadata.get("enabled", True) is not False
-        return Target(row.url, row.slug, EnvironmentType(row.type), row.api_key, enabled)
+        api_key = None if row.sealed_api_key is None else self.sealer.open(row.sealed_api_key)
+        return Target(row.url, row.slug, EnvironmentType(row.type), api_key, enabled)
 
 
 def _extend(attempt: int, until: datetime, run: JobRun) -> bool:

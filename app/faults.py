@@ -5,9 +5,12 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.sealing import SecretKeyError
+
 
 def is_unavailable(error: BaseException) -> bool:
-    """The database or the broker could not be reached (or was restarting, or is out of connections)."""
-    if isinstance(error, OperationalError | InterfaceError | PoolTimeout | OSError | KafkaError):
+    """The database or the broker could not be reached (or was restarting, or is out of connections), or
+    the stored secrets cannot be opened with the configured key (until an operator sets the right one)."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeout | OSError | KafkaError | SecretKeyError):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from app.endpoint_client import EndpointClient, EndpointError
 from app.messages import NotifyRun, outbox_message
+from app.sealing import Sealer
 from app.store import ConcurrencyConflict, EventStore
 from domain import policies
 from domain.event_records import EventRecord
@@ -26,7 +27,7 @@ MAX_NOTIFICATION_ATTEMPTS = 13
 SIGNATURE_HEADER = "X-Trigger-Signature-256"
 
 _CONTEXT = text(
-    "SELECT e.slug, e.type, s.api_key, ep.url, r.completed_at FROM environments e "
+    "SELECT e.slug, e.type, s.sealed_api_key, ep.url, r.completed_at FROM environments e "
     "JOIN environment_secrets s ON s.environment_id = e.id "
     "JOIN endpoints ep ON ep.id = :endpoint_id "
     "JOIN run_status r ON r.id = :run_id WHERE e.id = :env"
@@ -38,9 +39,10 @@ def sign(body: bytes, api_key: str) -> str:
 
 
 class Notifier:
-    def __init__(self, store: EventStore, client: EndpointClient, topic: str) -> None:
+    def __init__(self, store: EventStore, client: EndpointClient, topic: str, sealer: Sealer) -> None:
         self.store = store
         self.client = client
+        self.sealer = sealer
         self.topic = topic
 
     async def handle(self, message: NotifyRun) -> str:
@@ -54,7 +56,8 @@ class Notifier:
         if record is None or env is None:
             return "missing"
         body = notification(run, record, env.slug, env.type, env.completed_at or run.modified_on)
-        delivered, detail = await self._deliver(message.target, run, body, env.api_key, env.url)
+        api_key = self.sealer.open(env.sealed_api_key)
+        delivered, detail = await self._deliver(message.target, run, body, api_key, env.url)
         run.notification_attempted(message.target, message.attempt, delivered, detail)
         retry = not delivered and message.attempt < MAX_NOTIFICATION_ATTEMPTS
         try:

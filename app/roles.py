@@ -42,6 +42,8 @@ async def run_roles(
     container = Container.create(settings)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(container.close)
+        if sealed := await container.environments.prepare_secrets():
+            log.info("sealed %d API keys that were stored in plain text", sealed)
         if {"relay", "worker"} & set(roles):
             await kafka.ensure_topics(settings)
         tasks: list[asyncio.Task[None]] = []
@@ -78,8 +80,10 @@ async def run_roles(
         if "worker" in roles:
             topic = settings.execution_topic
             dispatcher = Dispatcher(
-                RunExecutor(container.store, container.endpoint_client, topic, settings.lease_seconds),
-                Notifier(container.store, container.endpoint_client, topic),
+                RunExecutor(
+                    container.store, container.endpoint_client, topic, settings.lease_seconds, container.sealer
+                ),
+                Notifier(container.store, container.endpoint_client, topic, container.sealer),
             )
             dlq_producer = kafka.producer(settings)
             await dlq_producer.start()

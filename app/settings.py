@@ -7,8 +7,9 @@
 | JOBS_HOST | 127.0.0.1 | address the API listens on |
 | JOBS_PORT | 8000 | port the API listens on |
 | JOBS_PUBLIC_URL | http://JOBS_HOST:JOBS_PORT | base URL others reach the API at (task callback URLs) |
-| JOBS_DATA_DIR | .jobs-data | where `dev` keeps the embedded database and the dev key |
+| JOBS_DATA_DIR | .jobs-data | where `dev` keeps the embedded database, the dev API key and its JOBS_SECRET_KEY |
 | JOBS_DEV_API_KEY | (generated) | API key of the development environment that `dev` creates |
+| JOBS_SECRET_KEY | (none; `dev`: its own) | Fernet keys sealing API keys at rest, comma-separated (see below) |
 | JOBS_EXECUTION_TOPIC | job-execution | Kafka topic of run executions |
 | JOBS_TOPIC_PARTITIONS | 4 | partitions of that topic when the service creates it |
 | JOBS_CONSUMER_GROUP | jobs-worker | Kafka consumer group of the workers |
@@ -26,10 +27,13 @@
 | JOBS_ALLOWED_PRIVATE_NETWORKS | (none; `dev`: loopback) | private networks endpoint and callback URLs may point to |
 | JOBS_LOG_LEVEL | INFO | log level |
 | JOBS_FAULT_RELAY_PAUSE_SECONDS | 0 | fault injection (crash tests): relay pause between publish and delete |
+
+JOBS_SECRET_KEY: `jobs-service secrets generate-key` makes a key; api, relay, worker and all refuse to start
+without one. To rotate, give every process `new,old`, run `jobs-service secrets rotate`, then drop `old`.
 """
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Self
 
 
@@ -44,6 +48,11 @@ def normalize_database_url(url: str) -> str:
     raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url!r}")
 
 
+MISSING_SECRET_KEY = (
+    "JOBS_SECRET_KEY is not set: make one with `jobs-service secrets generate-key` and give it to every process"
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -53,6 +62,7 @@ class Settings:
     public_url: str | None = None
     data_dir: str = ".jobs-data"
     dev_api_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)  # never in logs
     execution_topic: str = "job-execution"
     topic_partitions: int = 4
     consumer_group: str = "jobs-worker"
@@ -82,6 +92,7 @@ class Settings:
             public_url=os.environ.get("JOBS_PUBLIC_URL") or None,
             data_dir=_env("JOBS_DATA_DIR", ".jobs-data"),
             dev_api_key=os.environ.get("JOBS_DEV_API_KEY") or None,
+            secret_key=os.environ.get("JOBS_SECRET_KEY") or None,
             execution_topic=_env("JOBS_EXECUTION_TOPIC", "job-execution"),
             topic_partitions=int(_env("JOBS_TOPIC_PARTITIONS", "4")),
             consumer_group=_env("JOBS_CONSUMER_GROUP", "jobs-worker"),
@@ -113,6 +124,12 @@ class Settings:
         if not self.database_url:
             raise RuntimeError("DATABASE_URL is not set (or run `jobs-service dev` for an embedded database)")
         return self.database_url
+
+    @property
+    def required_secret_key(self) -> str:
+        if not self.secret_key:
+            raise RuntimeError(MISSING_SECRET_KEY)
+        return self.secret_key
 
     @property
     def required_kafka(self) -> str:

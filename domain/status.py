@@ -31,7 +31,9 @@ TERMINAL: frozenset[RunStatus] = frozenset(
 # continued too (it executes at once). A run executing now may not: that would start a second execution.
 CONTINUABLE: frozenset[RunStatus] = TERMINAL - {S.SUCCESS}
 
-_STOPS: frozenset[RunStatus] = frozenset({S.CANCELED, S.ABORTED, S.TIMED_OUT, S.FAILURE})
+# How a run that is not executing may end: canceled, refused (disabled, out of time, no endpoint, or its
+# environment's key was revoked: UNRESOLVED_AUTH).
+_STOPS: frozenset[RunStatus] = frozenset({S.CANCELED, S.ABORTED, S.TIMED_OUT, S.FAILURE, S.UNRESOLVED_AUTH})
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     S.PENDING: frozenset({S.QUEUED, S.WAITING_ON_CONNECTIONS, S.PREPROCESSING}) | _STOPS,

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.container import Container
 from app.db import migrate
 from app.embedded import free_port
-from app.environments import EnvironmentInfo, create_environment
+from app.environments import EnvironmentInfo
 from app.roles import ROLES, run_roles
+from app.sealing import generate_key
 from app.settings import Settings
 from app.store import EventStore
 from domain.environments import EnvironmentType
@@ -56,8 +57,14 @@ def api_port() -> int:
     return free_port()
 
 
+@pytest.fixture(scope="session")
+def secret_key() -> str:
+    """The JOBS_SECRET_KEY of every test's processes (one per session: secrets sealed in one test open in the next)."""
+    return generate_key()
+
+
 @pytest.fixture
-def settings(database_url: str, kafka_bootstrap: str, api_port: int) -> Settings:
+def settings(database_url: str, kafka_bootstrap: str, api_port: int, secret_key: str) -> Settings:
     unique = uuid.uuid4().hex[:8]
     return replace(
         Settings(),
@@ -72,6 +79,7 @@ def settings(database_url: str, kafka_bootstrap: str, api_port: int) -> Settings
         endpoint_timeout_seconds=30,
         db_pool_size=10,
         allowed_private_networks="127.0.0.0/8",
+        secret_key=secret_key,
     )
 
 
@@ -119,8 +127,8 @@ async def stack(container: Container, settings: Settings) -> AsyncIterator[httpx
 
 
 @pytest.fixture
-async def environment(store: EventStore) -> EnvironmentInfo:
-    environment_id, api_key = await create_environment(store, "test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
+async def environment(container: Container) -> EnvironmentInfo:
+    environment_id, api_key = await container.environments.create("test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
     return EnvironmentInfo(environment_id, "test", EnvironmentType.DEVELOPMENT, api_key)
 
 

@@ -21,7 +21,7 @@ async def count(engine: AsyncEngine, table: str, where: str = "true", **params: 
 async def register(container: Container, env: EnvironmentInfo, endpoint: NodeEndpoint) -> Endpoint:
     from app.commands import register_endpoint
 
-    client = EndpointClient(10)
+    client = EndpointClient(container.url_policy, 10)
     try:
         return await register_endpoint(container.store, client, env, endpoint.endpoint_id, endpoint.url)
     finally:

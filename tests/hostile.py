@@ -22,9 +22,10 @@ URL_EDGES = (
     "http://[::1/",
     "http://" + "a" * 10_000 + "/x",
     "http://" + "a." * 200 + "com/",
-    "http://[::127.0.0.1]/x",
-    "http://[::ffff:0:127.0.0.1]/x",
-    "http://[64:ff9b::7f00:1]/x",
+    "http://[::10.0.0.1]/x",  # the private IPv4 addresses these IPv6 forms reach are not allowed in tests
+    "http://[::ffff:0:10.0.0.1]/x",
+    "http://[64:ff9b::a00:1]/x",
+    "http://[::ffff:169.254.169.254]/latest",
     "http://127.0.0.1:0/x",
     "http://10.0.0.1:99999/x",
     "ftp://example.com/x",

@@ -8,23 +8,31 @@ Answer = Callable[[dict[str, str], bytes], tuple[int, str] | None]
 
 class HttpPeer:
     """Answers each request with `answer(headers, body)`: (status, JSON body), or None to drop the connection
-    without answering. Header names are lower case."""
+    without answering. Header names are lower case. It listens on `host` (any loopback address) and `port`
+    (a free one unless given)."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, host: str = "127.0.0.1", port: int = 0) -> None:
         self.answer = answer
+        self.host = host
+        self.requested_port = port
         self.server: asyncio.Server | None = None
 
     async def __aenter__(self) -> "HttpPeer":
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, self.host, self.requested_port)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.server is not None
         self.server.close()
 
-    def url(self, path: str) -> str:
+    @property
+    def port(self) -> int:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}{path}"
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self.port}{path}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -16,11 +16,13 @@ from app.api.common import (
     http_error,
     internal_error,
     invalid_transition,
+    secrets_unavailable,
     validation_error,
 )
 from app.api.requests import LimitedRequest, refuse_nul_in_url
 from app.container import Container
 from app.errors import ClientError
+from app.sealing import SecretKeyError
 from domain.status import InvalidTransition
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -37,6 +39,7 @@ def create_app(container: Container) -> Litestar:
             HTTPException: http_error,
             DBAPIError: database_error,
             PoolTimeout: database_error,
+            SecretKeyError: secrets_unavailable,
             OSError: database_error,
             Exception: internal_error,
         },

@@ -93,6 +93,11 @@ def database_error(request: AnyRequest, error: Exception) -> Response[dict[str, 
     return internal_error(request, error)
 
 
+def secrets_unavailable(_: AnyRequest, error: Exception) -> Response[dict[str, Any]]:
+    log.error("%s", error)
+    return error_response(503, "the service cannot open its stored secrets (JOBS_SECRET_KEY); try again later")
+
+
 def internal_error(_: AnyRequest, error: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", exc_info=error)
     return error_response(500, "internal error")

@@ -16,6 +16,7 @@ import psutil
 
 from app.db import migrate_sync
 from app.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from app.sealing import generate_key
 from app.settings import Settings
 
 ROLES = ("api", "relay", "worker")
@@ -53,6 +54,7 @@ def bench_stack(settings: Settings, work_dir: Path) -> Iterator[BenchStack]:
             consumer_group=f"bench-{run}",
             allowed_private_networks="127.0.0.0/8",
             worker_concurrency=settings.worker_concurrency,
+            secret_key=settings.secret_key or generate_key(),
         )
         migrate_sync(database_url)
         api_key = _create_environment(settings)
@@ -82,6 +84,7 @@ def _role_env(settings: Settings) -> dict[str, str]:
         "JOBS_EXECUTION_TOPIC": settings.execution_topic,
         "JOBS_CONSUMER_GROUP": settings.consumer_group,
         "JOBS_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
+        "JOBS_SECRET_KEY": settings.required_secret_key,
         "JOBS_WORKER_CONCURRENCY": str(settings.worker_concurrency),
         "JOBS_LOG_LEVEL": "WARNING",
     }
@@ -153,13 +156,12 @@ def _create_environment(settings: Settings) -> str:
     import asyncio
 
     from app.container import Container
-    from app.environments import create_environment
     from domain.environments import EnvironmentType
 
     async def create() -> str:
         container = Container.create(settings)
         try:
-            _, key = await create_environment(container.store, "bench", EnvironmentType.PRODUCTION)
+            _, key = await container.environments.create("bench", EnvironmentType.PRODUCTION)
         finally:
             await container.close()
         return key

@@ -4,6 +4,7 @@
 import asyncio
 import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import psutil
+from cryptography.fernet import Fernet
 
 from app.embedded import free_port
 from tests.node_endpoint import COMPAT_API_KEY, COMPAT_JOBS, NodeEndpoint, node_endpoint
@@ -22,7 +24,9 @@ TERMINAL = {"SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "CANCELED", "UNRESOLVE
 
 @asynccontextmanager
 async def dev_stack(port: int, data_dir: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    # No JOBS_SECRET_KEY either: `dev` makes one and keeps it in the data folder.
+    unset = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "JOBS_SECRET_KEY")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["JOBS_DEV_API_KEY"] = COMPAT_API_KEY
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -77,6 +81,9 @@ async def test_testjob_end_to_end_on_the_dev_stack(tmp_path: Path) -> None:
             assert any(COMPAT_API_KEY in line for line in lines), lines
             children = psutil.Process(process.pid).children(recursive=True)
             assert {c.name() for c in children} >= {"postgres"}, children
+            secret_key = tmp_path / "data" / "secret-key"
+            assert stat.S_IMODE(secret_key.stat().st_mode) == 0o600
+            Fernet(secret_key.read_text().strip())  # a valid key
             headers = {"Authorization": f"Bearer {COMPAT_API_KEY}"}
             async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
                 run_ids = await exercise(client, endpoint)
@@ -89,6 +96,9 @@ async def test_testjob_end_to_end_on_the_dev_stack(tmp_path: Path) -> None:
             async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
                 run = (await client.get(f"/api/v2/runs/{run_ids[0]}")).json()
                 assert run["status"] == "SUCCESS", "a run survives a restart of the stack"
+                # The kept key opens what the first start sealed: a run still executes, with the endpoint's key.
+                again = await client.post("/api/v1/jobs/return-value/test", json={"payload": {"x": 2}})
+                assert (await wait_for_run(client, again.json()["runId"]))["status"] == "SUCCESS"
             process.send_signal(signal.SIGTERM)
             async with asyncio.timeout(30):
                 assert await process.wait() == 0

@@ -66,6 +66,7 @@ class Cluster:
             "JOBS_RELAY_POLL_SECONDS": "0.5",
             "JOBS_SHUTDOWN_SECONDS": "10",
             "JOBS_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
+            "JOBS_SECRET_KEY": s.required_secret_key,
             "JOBS_LOG_LEVEL": "WARNING",
         }
         env.update(self.extra_env)

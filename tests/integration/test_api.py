@@ -127,12 +127,11 @@ async def test_bad_endpoint_registrations(client: httpx.AsyncClient, environment
 async def test_runs_of_another_environment_are_not_found(
     client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
 ) -> None:
-    from app.environments import create_environment
     from domain.environments import EnvironmentType
 
     await register(container, environment, compat_endpoint)
     created = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
-    _, other_key = await create_environment(container.store, "other", EnvironmentType.PRODUCTION)
+    _, other_key = await container.environments.create("other", EnvironmentType.PRODUCTION)
     other = {"Authorization": f"Bearer {other_key}"}
     assert (await client.get(f"/api/v2/runs/{created.run_id}", headers=other)).status_code == 404
     assert (await client.get(f"/api/v2/runs/{created.run_id}", headers=auth(environment))).status_code == 200

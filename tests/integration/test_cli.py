@@ -11,53 +11,57 @@ from tests.helpers import count, register
 from tests.node_endpoint import NodeEndpoint
 
 
-def jobs_service(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
+def jobs_service(database_url: str, secret_key: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "JOBS_SECRET_KEY": secret_key}
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
 
-async def test_migrate_and_env_create(container: Container, database_url: str) -> None:
-    migrated = jobs_service(database_url, "migrate")
+async def test_migrate_and_env_create(container: Container, database_url: str, secret_key: str) -> None:
+    migrated = jobs_service(database_url, secret_key, "migrate")
     assert migrated.returncode == 0, migrated.stderr
-    created = jobs_service(database_url, "env", "create", "prod", "--type", "PRODUCTION")
+    created = jobs_service(database_url, secret_key, "env", "create", "prod", "--type", "PRODUCTION")
     assert created.returncode == 0, created.stderr
     key = created.stdout.split("API key: ")[1].strip()
     assert key.startswith("tr_prod_")
     info = await container.authenticator.authenticate(key)
     assert info is not None and (info.slug, info.type) == ("prod", "PRODUCTION")
-    duplicate = jobs_service(database_url, "env", "create", "prod")
+    duplicate = jobs_service(database_url, secret_key, "env", "create", "prod")
     assert duplicate.returncode == 1
     assert duplicate.stderr.strip() == "jobs-service: environment 'prod' already exists"
     assert await count(container.engine, "environments") == 1
 
 
 async def test_projections_rebuild_shows_progress(
-    container: Container, database_url: str, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+    container: Container,
+    database_url: str,
+    secret_key: str,
+    environment: EnvironmentInfo,
+    compat_endpoint: NodeEndpoint,
 ) -> None:
     await register(container, environment, compat_endpoint)
     for _ in range(3):
         await commands.test_job(container.store, "t", environment, "return-value", {}, None)
-    rebuilt = jobs_service(database_url, "projections", "rebuild")
+    rebuilt = jobs_service(database_url, secret_key, "projections", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "100%" in rebuilt.stderr
     assert "read models rebuilt from 9 events" in rebuilt.stdout
     assert await count(container.engine, "run_status", "status = 'QUEUED'") == 3
 
 
-async def test_rotate_and_revoke_a_key(container: Container, database_url: str) -> None:
-    created = jobs_service(database_url, "env", "create", "ops", "--type", "PRODUCTION")
+async def test_rotate_and_revoke_a_key(container: Container, database_url: str, secret_key: str) -> None:
+    created = jobs_service(database_url, secret_key, "env", "create", "ops", "--type", "PRODUCTION")
     old_key = created.stdout.split("API key: ")[1].strip()
-    rotated = jobs_service(database_url, "env", "rotate-key", "ops")
+    rotated = jobs_service(database_url, secret_key, "env", "rotate-key", "ops")
     assert rotated.returncode == 0, rotated.stderr
     new_key = rotated.stdout.split("API key: ")[1].strip()
     assert new_key.startswith("tr_prod_") and new_key != old_key
-    fresh = Authenticator(container.engine)
+    fresh = Authenticator(container.engine, container.sealer)
     assert await fresh.authenticate(old_key) is None
     assert (await fresh.authenticate(new_key)) is not None
-    revoked = jobs_service(database_url, "env", "revoke-key", "ops")
+    revoked = jobs_service(database_url, secret_key, "env", "revoke-key", "ops")
     assert revoked.returncode == 0, revoked.stderr
-    assert await Authenticator(container.engine).authenticate(new_key) is None
-    missing = jobs_service(database_url, "env", "rotate-key", "nope")
+    assert await Authenticator(container.engine, container.sealer).authenticate(new_key) is None
+    missing = jobs_service(database_url, secret_key, "env", "rotate-key", "nope")
     assert (missing.returncode, missing.stderr.strip()) == (1, "jobs-service: environment 'nope' not found")

@@ -31,7 +31,7 @@ async def test_a_rebuild_gives_exactly_the_live_rows(
     await register(container, environment, compat_endpoint)  # re-indexing updates rows in place
     for job in ("return-value", "throws", "return-value", "with-schema"):
         await commands.test_job(container.store, "t", environment, job, {"n": 1}, None)
-    executor = RunExecutor(container.store, container.endpoint_client, "t", 30)
+    executor = RunExecutor(container.store, container.endpoint_client, "t", 30, container.sealer)
     for message in (await outbox_messages(container.engine))[:3]:  # the last run stays QUEUED
         await executor.handle(message)
     live = await snapshot(container.engine)

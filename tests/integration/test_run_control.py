@@ -22,7 +22,7 @@ async def test_cancel_a_waiting_run_withdraws_its_queued_execution(
 ) -> None:
     run_id = await start_test_run(api, "waits", {"seconds": 30})
     await in_status(api, run_id, {"WAITING_TO_CONTINUE"})
-    assert await count(container.engine, "outbox", "key = :key", key=run_id) == 1
+    assert await count(container.engine, "outbox", "key = :key AND published_at IS NULL", key=run_id) == 1
     canceled = await api.post(f"/api/v1/runs/{run_id}/cancel")
     assert canceled.json() == {"id": run_id, "status": "CANCELED"}
     assert await count(container.engine, "outbox", "key = :key", key=run_id) == 0

@@ -21,7 +21,9 @@ from tests.node_endpoint import NodeEndpoint
 
 @pytest.fixture
 async def executor(container: Container, settings: Settings) -> RunExecutor:
-    return RunExecutor(container.store, container.endpoint_client, settings.execution_topic, settings.lease_seconds)
+    return RunExecutor(
+        container.store, container.endpoint_client, settings.execution_topic, settings.lease_seconds, container.sealer
+    )
 
 
 async def event_types(container: Container, run_id: UUID) -> list[str]:
@@ -101,7 +103,7 @@ async def test_a_worker_in_the_consumer_group_skips_a_redelivered_message(
     await producer.send_and_wait(settings.execution_topic, b"not a message", key=b"junk")
     consumer = kafka.consumer(settings, settings.execution_topic)
     await consumer.start()
-    notifier = Notifier(container.store, container.endpoint_client, settings.execution_topic)
+    notifier = Notifier(container.store, container.endpoint_client, settings.execution_topic, container.sealer)
     dead_letters = DeadLetters(producer, dead_letter_topic(settings.execution_topic))
     worker = Worker(consumer, Dispatcher(executor, notifier), concurrency=8, dead_letters=dead_letters)
     task = asyncio.create_task(worker.run())

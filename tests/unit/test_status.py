@@ -53,6 +53,10 @@ def test_failed_runs_can_only_be_continued(status: RunStatus) -> None:
         (RunStatus.CANCELED, RunStatus.QUEUED, True),
         (RunStatus.EXECUTING, RunStatus.QUEUED, False),
         (RunStatus.WAITING_TO_CONTINUE, RunStatus.QUEUED, True),
+        (RunStatus.QUEUED, RunStatus.UNRESOLVED_AUTH, True),
+        (RunStatus.WAITING_TO_EXECUTE, RunStatus.UNRESOLVED_AUTH, True),
+        (RunStatus.UNRESOLVED_AUTH, RunStatus.QUEUED, True),
+        (RunStatus.UNRESOLVED_AUTH, RunStatus.EXECUTING, False),
     ],
 )
 def test_transitions(current: RunStatus, target: RunStatus, allowed: bool) -> None:

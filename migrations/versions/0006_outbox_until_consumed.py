@@ -2,14 +2,14 @@
 (topic, partition, offset), and the worker deletes it once handled, before committing its offset. A row
 whose offset the broker no longer holds, or that the consumer group passed, is evidence of a lost message.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from migrations.sql import execute_all
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
