@@ -2,16 +2,19 @@
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from app.messages import dead_letter_topic, lane_topics
+from app.messages import dead_letter_topic, lane_topics, outbox_id
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+FETCH_TIMEOUT_SECONDS = 5.0
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:
@@ -45,7 +48,7 @@ def consumer(settings: Settings, *topics: str, listener: ConsumerRebalanceListen
 @dataclass(frozen=True, slots=True)
 class PartitionOffsets:
     start: int  # the first offset the broker still holds
-    end: int  # the offset the next message will get
+    end: int  # where the broker says its log ends (Tansu says less: the start of its last batch, plus one)
     committed: int  # where the consumer group goes on from (0 when it has committed nothing)
 
 
@@ -83,6 +86,28 @@ class OffsetsReader:
             tp: PartitionOffsets(starts[tp], ends[tp], max(0, committed[tp].offset) if tp in committed else 0)
             for tp in partitions
         }
+
+    async def outbox_ids(self, partition: TopicPartition, first: int) -> dict[int, int | None]:
+        """The outbox row id of each record the partition holds from offset `first` to the end of its log, as
+        read now (by a reader of its own, so no answer to an earlier fetch can pass for the end). Raises
+        TimeoutError when the broker does not answer."""
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.required_kafka, enable_auto_commit=False, fetch_max_wait_ms=10
+        )
+        await reader.start()
+        try:
+            reader.assign([partition])
+            reader.seek(partition, first)
+            found: dict[int, int | None] = {}
+            async with asyncio.timeout(FETCH_TIMEOUT_SECONDS):
+                while True:
+                    asked = time.time() * 1000
+                    records = (await reader.getmany(partition, timeout_ms=100, max_records=10_000)).get(partition, [])
+                    found.update((record.offset, outbox_id(record.headers)) for record in records)
+                    if not records and (reader.last_poll_timestamp(partition) or 0) > asked:
+                        return found  # an answer with nothing more: the end of the log
+        finally:
+            await reader.stop()
 
 
 async def keep_topics(settings: Settings, interval_seconds: float = 5.0) -> None:

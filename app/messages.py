@@ -1,5 +1,6 @@
 """Messages on the job-execution topic (msgspec JSON, tagged by `type`), and the outbox rows that carry them."""
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
@@ -68,3 +69,14 @@ def outbox_message(
     return OutboxMessage(
         topic, key, encode_message(message), {"type": type(message).__name__, **(headers or {})}, due_at
     )
+
+
+def outbox_id(headers: Sequence[tuple[str, bytes]] | None) -> int | None:
+    """The id of the outbox row a record was published from (its `id` header)."""
+    for name, value in headers or ():
+        if name == "id":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

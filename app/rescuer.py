@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
+from aiokafka import TopicPartition
 from sqlalchemy import text
 
 from app.kafka import OffsetsReader, PartitionOffsets
@@ -26,6 +27,7 @@ from app.store import EventStore
 log = logging.getLogger(__name__)
 
 SCAN_LIMIT = 200
+LOG_SCAN_LIMIT = 10_000
 _ONE_RESCUER = text("SELECT pg_try_advisory_xact_lock(7342002)")
 _EXPIRED = text(
     "SELECT id FROM run_status WHERE status = 'EXECUTING' AND lease_until < now() ORDER BY lease_until LIMIT :n"
@@ -36,11 +38,20 @@ _ORPHANED = text(
     "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = r.id::text) ORDER BY next_due_at LIMIT :n"
 )
 _NOW = text("SELECT clock_timestamp()")
-# Published before `before` (when the broker's offsets were not yet read), so `end` had to be past it.
-_REPUBLISH_LOST = text(
+_PASSED = text(
+    "SELECT id FROM outbox WHERE published_at IS NOT NULL AND kafka_topic = :topic AND kafka_partition = :partition "
+    "AND kafka_offset < :low"
+)
+# Published before `before` (when the broker's offsets were not yet read) and at or past the log's reported
+# end: they are looked up in the log itself.
+_PAST_END = text(
+    "SELECT id, kafka_offset FROM outbox WHERE published_at IS NOT NULL AND kafka_topic = :topic "
+    "AND kafka_partition = :partition AND kafka_offset >= :end AND published_at < :before "
+    "ORDER BY kafka_offset LIMIT :n"
+)
+_REPUBLISH = text(
     "UPDATE outbox SET published_at = NULL, kafka_topic = NULL, kafka_partition = NULL, kafka_offset = NULL, "
-    "available_at = now() WHERE published_at IS NOT NULL AND kafka_topic = :topic AND kafka_partition = :partition "
-    "AND (kafka_offset < :low OR (kafka_offset >= :end AND published_at < :before))"
+    "available_at = now() WHERE id = ANY(:ids) AND published_at < :before"
 )
 _WAKE_RELAY = text("SELECT pg_notify('outbox', '')")
 
@@ -91,22 +102,37 @@ class Rescuer:
             return 0
         async with self.store.engine.connect() as conn:
             before = (await conn.execute(_NOW)).scalar_one()
-        partitions = await self.offsets.read(self.published_topics())
-        lost = 0
+        lost: list[int] = []
+        for partition, offsets in (await self.offsets.read(self.published_topics())).items():
+            missing = await self._lost_in(partition, offsets, before)
+            if missing:
+                log.warning(
+                    "%d messages of %s/%d are not in the broker (log %d..%d, group at %d): publishing them again",
+                    len(missing), partition.topic, partition.partition, offsets.start, offsets.end, offsets.committed,
+                )  # fmt: skip
+            lost += missing
+        if not lost:
+            return 0
         async with self.store.engine.begin() as conn:
             if not (await conn.execute(_ONE_RESCUER)).scalar():
                 return 0
-            for tp, offsets in partitions.items():
-                result = await conn.execute(_REPUBLISH_LOST, _bounds(tp.topic, tp.partition, offsets, before))
-                if result.rowcount:
-                    log.warning(
-                        "%d messages of %s/%d are not in the broker (log %d..%d, group at %d): publishing them again",
-                        result.rowcount, tp.topic, tp.partition, offsets.start, offsets.end, offsets.committed,
-                    )  # fmt: skip
-                lost += result.rowcount
-            if lost:
-                await conn.execute(_WAKE_RELAY)
-        self.republished += lost
+            republished: int = (await conn.execute(_REPUBLISH, {"ids": lost, "before": before})).rowcount
+            await conn.execute(_WAKE_RELAY)
+        self.republished += republished
+        return republished
+
+    async def _lost_in(self, partition: TopicPartition, offsets: PartitionOffsets, before: datetime) -> list[int]:
+        """The outbox rows published to the partition whose message it no longer holds for the group."""
+        where = {"topic": partition.topic, "partition": partition.partition}
+        async with self.store.engine.connect() as conn:
+            low = max(offsets.start, offsets.committed)
+            lost = list((await conn.execute(_PASSED, {**where, "low": low})).scalars())
+            past_end = (
+                await conn.execute(_PAST_END, {**where, "end": offsets.end, "before": before, "n": LOG_SCAN_LIMIT})
+            ).all()
+        if past_end:
+            held = await self.offsets.outbox_ids(partition, past_end[0].kafka_offset) if self.offsets else {}
+            lost += [row.id for row in past_end if held.get(row.kafka_offset) != row.id]
         return lost
 
     async def _rescue(self, run_id: UUID) -> None:
@@ -121,8 +147,3 @@ class Rescuer:
         if await change_run(self.store, self.topic, run_id, None, lambda run: run.requeue()):
             self.requeued += 1
             log.warning("run %s: no message carried its next execution; queued it again", run_id)
-
-
-def _bounds(topic: str, partition: int, offsets: PartitionOffsets, before: datetime) -> dict[str, object]:
-    low = max(offsets.start, offsets.committed)
-    return {"topic": topic, "partition": partition, "low": low, "end": offsets.end, "before": before}

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from app import commands
 from app.executor import RunExecutor
 from app.faults import is_unavailable
-from app.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, decode_message
+from app.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, decode_message, outbox_id
 from app.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -91,16 +91,6 @@ class _Partition:
         if self.committable is None or self.committable == self.committed:
             return None
         return self.committable
-
-
-def _outbox_id(record: ConsumerRecord[Any, Any]) -> int | None:
-    for name, value in record.headers or ():
-        if name == "id":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 class Worker:
@@ -178,8 +168,8 @@ class Worker:
         try:
             if await self._process(partition, state, record):
                 state.done(record.offset)
-                if (outbox_id := _outbox_id(record)) is not None:
-                    self._acked.append(outbox_id)
+                if (row := outbox_id(record.headers)) is not None:
+                    self._acked.append(row)
         finally:
             self._busy -= 1
             task = asyncio.current_task()

@@ -1,0 +1,123 @@
+"""Lag is not loss: a message waiting in the broker is never published again, however long it waits; one the
+consumer group went past without handling it is."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import text
+
+from app import kafka
+from app.container import Container
+from app.environments import EnvironmentInfo
+from app.messages import lane_topics
+from app.rescuer import Rescuer
+from app.roles import run_roles
+from app.settings import Settings
+from tests.helpers import count, finished, start_test_run, wait_for
+from tests.node_endpoint import NodeEndpoint
+
+RUNS = 30
+Roles = tuple[asyncio.Event, asyncio.Task[None]]
+
+
+async def _start(settings: Settings, *roles: str) -> Roles:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_roles(settings, roles, stop, ready.set))
+    async with asyncio.timeout(30):
+        await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        await task
+    return stop, task
+
+
+async def _stop(roles: Roles) -> None:
+    roles[0].set()
+    await asyncio.wait_for(roles[1], 30)
+
+
+@pytest.fixture
+async def no_worker(
+    container: Container, settings: Settings, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API and the relay, and no worker: every message waits in the broker."""
+    roles = await _start(settings, "api", "relay")
+    headers = {"Authorization": f"Bearer {environment.api_key}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", headers=headers, timeout=30) as api:
+        registered = await api.post(
+            "/api/v1/endpoints", json={"id": compat_endpoint.endpoint_id, "url": compat_endpoint.url}
+        )
+        assert registered.status_code == 200, registered.text
+        yield api
+    await _stop(roles)
+
+
+@pytest.fixture
+async def rescuer(container: Container, settings: Settings) -> AsyncIterator[Rescuer]:
+    offsets = kafka.OffsetsReader(settings)
+    await offsets.start()
+    lanes = list(lane_topics(settings.execution_topic))
+    yield Rescuer(container.store, settings.execution_topic, 0.1, 1.0, offsets, lambda: lanes)
+    await offsets.stop()
+
+
+async def _published(api: httpx.AsyncClient, container: Container) -> list[str]:
+    run_ids = [await start_test_run(api, "return-value", {"i": i}) for i in range(RUNS)]
+    await wait_for(lambda: _none_unpublished(container), timeout=30)
+    return run_ids
+
+
+async def _none_unpublished(container: Container) -> bool:
+    return await count(container.engine, "outbox", "published_at IS NULL") == 0
+
+
+async def test_messages_waiting_for_a_consumer_are_never_published_again(
+    no_worker: httpx.AsyncClient, container: Container, settings: Settings, rescuer: Rescuer
+) -> None:
+    run_ids = await _published(no_worker, container)
+    for _ in range(100):  # 100 sweeps over 10 s, ten times the grace of a run with no message at all
+        await rescuer.sweep()
+        await asyncio.sleep(0.1)
+    assert (rescuer.republished, rescuer.requeued, rescuer.rescued) == (0, 0, 0)
+    assert await count(container.engine, "outbox", "published_at IS NOT NULL") == RUNS
+    worker = await _start(settings, "worker")  # the consumer catches up: each run executes once
+    try:
+        for run_id in run_ids:
+            assert (await finished(no_worker, run_id))["status"] == "SUCCESS"
+    finally:
+        await _stop(worker)
+    assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunStarted'") == RUNS
+    assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunRequeued'") == 0
+
+
+async def test_a_message_the_group_went_past_without_handling_it_is_published_again(
+    no_worker: httpx.AsyncClient, container: Container, settings: Settings, rescuer: Rescuer
+) -> None:
+    run_ids = await _published(no_worker, container)
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT kafka_topic, kafka_partition, max(kafka_offset) FROM outbox GROUP BY 1, 2")
+        )
+        past = {TopicPartition(topic, partition): last + 1 for topic, partition, last in rows}
+    member = kafka.consumer(settings, *lane_topics(settings.execution_topic))
+    await member.start()
+    try:  # a member of the workers' group commits past every message and handles none (a bug, a reset...)
+        await wait_for(lambda: _assigned(member), timeout=30)
+        await member.commit(past)
+    finally:
+        await member.stop()
+    assert await rescuer.republish_lost_messages() == RUNS
+    assert await rescuer.republish_lost_messages() == 0  # published again once, not once per sweep
+    worker = await _start(settings, "worker")
+    try:
+        for run_id in run_ids:
+            assert (await finished(no_worker, run_id))["status"] == "SUCCESS"
+    finally:
+        await _stop(worker)
+    assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunStarted'") == RUNS
+
+
+async def _assigned(member: AIOKafkaConsumer) -> bool:
+    return bool(member.assignment())
