@@ -57,3 +57,16 @@ class HttpPeer:
             pass
         finally:
             writer.close()
+
+
+class CallbackReceiver(HttpPeer):
+    """Records what the service POSTs to a callback URL; the first `fail_first` answers are 500."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        super().__init__(self._answer)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.fail_first = fail_first
+
+    def _answer(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
+        self.received.append((headers, body))
+        return (500 if len(self.received) <= self.fail_first else 200), "{}"

@@ -13,7 +13,7 @@ from app.container import Container
 from app.environments import EnvironmentInfo
 from domain.runs import JobRun
 from tests.helpers import finished, start_test_run, wait_for
-from tests.http_peer import HttpPeer
+from tests.http_peer import CallbackReceiver
 
 
 async def event_types(container: Container, run_id: str) -> list[str]:
@@ -82,19 +82,6 @@ async def test_an_invalid_payload_for_a_job_with_a_schema(api: httpx.AsyncClient
     run = await finished(api, await start_test_run(api, "with-schema", {"n": "not a number"}))
     assert run["status"] == "INVALID_PAYLOAD"
     assert run["output"]["errors"][0]["path"] == ["n"]
-
-
-class CallbackReceiver(HttpPeer):
-    """Records what the service POSTs to a callback URL; the first `fail_first` answers are 500."""
-
-    def __init__(self, fail_first: int = 0) -> None:
-        super().__init__(self._answer)
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.fail_first = fail_first
-
-    def _answer(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
-        self.received.append((headers, body))
-        return (500 if len(self.received) <= self.fail_first else 200), "{}"
 
 
 async def test_invoke_with_a_callback_url_posts_a_signed_notification(

@@ -5,19 +5,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.container import Container
 from app.db import migrate
 from app.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from app.run_writes import commit_run
 from app.settings import Settings
 from domain.environments import EnvironmentType
+from domain.runs import JobRun
+from domain.status import RunStatus
 from tests.faults.conftest import register_endpoint
 from tests.faults.harness import cluster, tally
 from tests.helpers import count, finished, start_test_run
+from tests.http_peer import CallbackReceiver
 from tests.node_endpoint import COMPAT_API_KEY, NodeEndpoint
 
 
@@ -59,6 +65,60 @@ async def test_restart_the_broker_while_runs_are_queued(
     assert (result.completed, result.duplicates) == (20, 0)
     assert not any("RunRequeued" in types for types in requeued)  # each message was published again, as it was
     assert "are not in the broker" in worker.log.read_text()
+
+
+async def test_every_kind_of_message_the_broker_lost_is_published_again(
+    settings: Settings,
+    logs: Path,
+    client: httpx.AsyncClient,
+    compat_endpoint: NodeEndpoint,
+    own_kafka: EmbeddedKafka,
+    container: Container,
+) -> None:
+    """An execution, a scheduled event's delivery and a run notification, all published, then lost."""
+    on_own_broker = replace(settings, kafka_bootstrap_servers=own_kafka.bootstrap_servers)
+    async with CallbackReceiver() as receiver:
+        with cluster(on_own_broker, logs) as roles:
+            roles.start("api")
+            roles.start("relay")
+            await register_endpoint(client, compat_endpoint)
+            executed = await start_test_run(client, "return-value", {"kind": "execution"})
+            later = {"event": {"id": "later", "name": "compat.return", "payload": {}}, "options": {"deliverAfter": 1}}
+            assert (await client.post("/api/v1/events", json=later)).status_code == 200
+            invoke = {"payload": {}, "options": {"callbackUrl": receiver.url("/callback")}}
+            notified = (await client.post("/api/v1/jobs/return-value/invoke", json=invoke)).json()["id"]
+            await _end_as_a_worker_would(container, settings, notified)  # its notification goes to the outbox
+            async with asyncio.timeout(30):
+                while await count(container.engine, "outbox", "published_at IS NULL"):
+                    await asyncio.sleep(0.1)
+            kinds = await _published_kinds(container)
+            assert {"ExecuteJobRun", "DeliverEvent", "NotifyRun"} <= kinds, kinds
+            own_kafka.stop()
+            own_kafka.start()  # it comes back empty
+            worker = roles.start("worker")
+            assert (await finished(client, executed, timeout=60))["status"] == "SUCCESS"
+            async with asyncio.timeout(60):
+                while not (runs := (await client.get("/api/v2/events/later")).json()["runs"]):
+                    await asyncio.sleep(0.2)
+            assert (await finished(client, runs[0]["id"], timeout=60))["status"] == "SUCCESS"
+            async with asyncio.timeout(60):
+                while not receiver.received:
+                    await asyncio.sleep(0.2)
+    assert "are not in the broker" in worker.log.read_text()
+
+
+async def _end_as_a_worker_would(container: Container, settings: Settings, run_id: str) -> None:
+    run = await container.store.get(uuid.UUID(run_id), JobRun)
+    assert run is not None
+    now = datetime.now(UTC)
+    run.start(1, now, timedelta(seconds=30))
+    run.complete(RunStatus.SUCCESS, output={"ended": "here"})
+    await commit_run(container.store, settings.execution_topic, run)
+
+
+async def _published_kinds(container: Container) -> set[str]:
+    async with container.engine.connect() as conn:
+        return set((await conn.execute(text("SELECT DISTINCT headers ->> 'type' FROM outbox"))).scalars())
 
 
 async def _types(client: httpx.AsyncClient, run_id: str) -> list[str]:
