@@ -14,6 +14,7 @@ from app.embedded import EmbeddedKafka, EmbeddedPostgres
 from app.roles import ROLES, run_roles
 from app.sealing import generate_key
 from app.settings import Settings
+from app.topic_ring import EMBEDDED_BROKER_PERIOD_SECONDS
 from domain.environments import KEY_PREFIX, EnvironmentType
 
 DEV_ENVIRONMENT = "dev"
@@ -59,6 +60,8 @@ async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
             bootstrap = services.enter_context(EmbeddedKafka(log_path=data_dir / "broker.log")).bootstrap_servers
+            ring_seconds = settings.topic_ring_seconds or EMBEDDED_BROKER_PERIOD_SECONDS  # it keeps everything
+            settings = replace(settings, topic_ring_seconds=ring_seconds)
         settings = settings.with_services(database_url, bootstrap)
         if settings.allowed_private_networks is None:
             settings = replace(settings, allowed_private_networks=LOOPBACK)  # endpoints on this machine

@@ -11,10 +11,21 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from app.messages import dead_letter_topic, lane_topics, outbox_id
 from app.settings import Settings
+from app.topic_ring import TopicRing
 
 log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT_SECONDS = 5.0
+
+
+def ring(settings: Settings) -> TopicRing:
+    return TopicRing(settings.topic_ring_seconds)
+
+
+def consumed_topics(settings: Settings, lane: str | None = None) -> list[str]:
+    """The topics the workers read: every slot of each execution lane (or of one)."""
+    lanes = (lane,) if lane else lane_topics(settings.execution_topic)
+    return [topic for name in lanes for topic in ring(settings).topics(name)]
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:
@@ -125,7 +136,7 @@ async def ensure_topics(settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [*lane_topics(settings.execution_topic), dead_letter_topic(settings.execution_topic)]
+        wanted = [*consumed_topics(settings), dead_letter_topic(settings.execution_topic)]
         new = [
             NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1)
             for name in wanted

@@ -17,6 +17,7 @@ from app.messages import dead_letter_topic, lane_topics
 from app.notifier import Notifier
 from app.rescuer import Rescuer
 from app.settings import Settings
+from app.topic_ring import RingKeeper
 from app.worker import DeadLetters, Dispatcher, Worker
 from relay.outbox_relay import OutboxRelay
 
@@ -48,7 +49,6 @@ async def run_roles(
             await kafka.ensure_topics(settings)
         tasks: list[asyncio.Task[None]] = []
         server: _Server | None = None
-        worker: Worker | None = None
         if "api" in roles:
             server = _Server(
                 uvicorn.Config(
@@ -66,55 +66,11 @@ async def run_roles(
             )
             tasks.append(asyncio.create_task(server.serve(), name="api"))
         if "relay" in roles:
-            producer = kafka.producer(settings)
-            await producer.start()
-            stack.push_async_callback(producer.stop)
-            relay = OutboxRelay(
-                container.engine,
-                producer,
-                settings.relay_batch_size,
-                settings.relay_poll_seconds,
-                settings.fault_relay_pause_seconds,
-            )
-            tasks.append(asyncio.create_task(relay.run(), name="relay"))
+            tasks.append(await _relay(settings, container, stack))
+        worker: Worker | None = None
         if "worker" in roles:
-            topic = settings.execution_topic
-            dispatcher = Dispatcher(
-                RunExecutor(
-                    container.store, container.endpoint_client, topic, settings.lease_seconds, container.sealer
-                ),
-                Notifier(container.store, container.endpoint_client, topic, container.sealer),
-            )
-            dlq_producer = kafka.producer(settings)
-            await dlq_producer.start()
-            stack.push_async_callback(dlq_producer.stop)
-            dead_letters = DeadLetters(dlq_producer, dead_letter_topic(topic))
-            lanes = lane_topics(topic)
-            worker = Worker(
-                kafka.consumer(settings),
-                dispatcher,
-                settings.worker_concurrency,
-                high_lane=lanes[0],
-                dead_letters=dead_letters,
-                acknowledge=container.store.acknowledge,
-            )
-            worker.consumer.subscribe(list(lanes), listener=worker.rebalance_listener)
-            await worker.consumer.start()
-            stack.push_async_callback(worker.consumer.stop)
-            tasks.append(asyncio.create_task(worker.run(), name="worker"))
-            offsets = kafka.OffsetsReader(settings)
-            await offsets.start()
-            stack.push_async_callback(offsets.stop)
-            rescuer = Rescuer(
-                container.store,
-                topic,
-                settings.rescue_interval_seconds,
-                settings.redeliver_after_seconds,
-                offsets,
-                lambda: list(lanes),
-            )
-            tasks.append(asyncio.create_task(rescuer.run(), name="rescuer"))
-            tasks.append(asyncio.create_task(kafka.keep_topics(settings), name="topics"))
+            worker, worker_tasks = await _worker(settings, container, stack)
+            tasks.extend(worker_tasks)
         if server is not None:
             while not server.started:
                 if tasks[0].done():
@@ -144,3 +100,70 @@ async def run_roles(
         for task in crashed:
             if not task.cancelled() and task.exception() is not None:
                 raise RuntimeError(f"role {task.get_name()} stopped") from task.exception()
+
+
+async def _relay(settings: Settings, container: Container, stack: contextlib.AsyncExitStack) -> asyncio.Task[None]:
+    producer = kafka.producer(settings)
+    await producer.start()
+    stack.push_async_callback(producer.stop)
+    relay = OutboxRelay(
+        container.engine,
+        producer,
+        settings.relay_batch_size,
+        settings.relay_poll_seconds,
+        settings.fault_relay_pause_seconds,
+        kafka.ring(settings),
+    )
+    return asyncio.create_task(relay.run(), name="relay")
+
+
+async def _worker(
+    settings: Settings, container: Container, stack: contextlib.AsyncExitStack
+) -> tuple[Worker, list[asyncio.Task[None]]]:
+    """The worker, with what keeps its messages moving: the rescuer, the topics and their ring."""
+    topic = settings.execution_topic
+    dispatcher = Dispatcher(
+        RunExecutor(container.store, container.endpoint_client, topic, settings.lease_seconds, container.sealer),
+        Notifier(container.store, container.endpoint_client, topic, container.sealer),
+    )
+    dlq_producer = kafka.producer(settings)
+    await dlq_producer.start()
+    stack.push_async_callback(dlq_producer.stop)
+    consumed = kafka.consumed_topics(settings)
+    worker = Worker(
+        kafka.consumer(settings),
+        dispatcher,
+        settings.worker_concurrency,
+        high_lanes=frozenset(kafka.consumed_topics(settings, lane_topics(topic)[0])),
+        dead_letters=DeadLetters(dlq_producer, dead_letter_topic(topic)),
+        acknowledge=container.store.acknowledge,
+        ring=kafka.ring(settings),
+    )
+    worker.consumer.subscribe(consumed, listener=worker.rebalance_listener)
+    await worker.consumer.start()
+    stack.push_async_callback(worker.consumer.stop)
+    offsets = kafka.OffsetsReader(settings)
+    await offsets.start()
+    stack.push_async_callback(offsets.stop)
+    rescuer = Rescuer(
+        container.store,
+        topic,
+        settings.rescue_interval_seconds,
+        settings.redeliver_after_seconds,
+        offsets,
+        lambda: consumed,
+    )
+    tasks = [
+        asyncio.create_task(worker.run(), name="worker"),
+        asyncio.create_task(rescuer.run(), name="rescuer"),
+        asyncio.create_task(kafka.keep_topics(settings), name="topics"),
+    ]
+    ring = kafka.ring(settings)
+    if ring.enabled:
+        keeper = RingKeeper(
+            container.engine, settings.required_kafka, ring, list(lane_topics(topic)), settings.topic_partitions
+        )
+        await keeper.start()
+        stack.push_async_callback(keeper.stop)
+        tasks.append(asyncio.create_task(keeper.run(), name="topic ring"))
+    return worker, tasks

@@ -12,6 +12,7 @@
 | JOBS_SECRET_KEY | (none; `dev`: its own) | Fernet keys sealing API keys at rest, comma-separated (see below) |
 | JOBS_EXECUTION_TOPIC | job-execution | Kafka topic of run executions |
 | JOBS_TOPIC_PARTITIONS | 4 | partitions of that topic when the service creates it |
+| JOBS_TOPIC_RING_SECONDS | 0 (embedded broker: 20) | write each topic as a ring of 3, a period each (topic_ring.py) |
 | JOBS_CONSUMER_GROUP | jobs-worker | Kafka consumer group of the workers |
 | JOBS_KAFKA_SESSION_TIMEOUT_MS | 6000 | consumer-group session timeout (joining takes about half) |
 | JOBS_KAFKA_IDEMPOTENCE | false | idempotent producer (Apache Kafka supports it; embedded Tansu does not) |
@@ -65,6 +66,7 @@ class Settings:
     secret_key: str | None = field(default=None, repr=False)  # never in logs
     execution_topic: str = "job-execution"
     topic_partitions: int = 4
+    topic_ring_seconds: float = 0.0
     consumer_group: str = "jobs-worker"
     kafka_session_timeout_ms: int = 6000
     kafka_idempotence: bool = False
@@ -95,6 +97,7 @@ class Settings:
             secret_key=os.environ.get("JOBS_SECRET_KEY") or None,
             execution_topic=_env("JOBS_EXECUTION_TOPIC", "job-execution"),
             topic_partitions=int(_env("JOBS_TOPIC_PARTITIONS", "4")),
+            topic_ring_seconds=float(_env("JOBS_TOPIC_RING_SECONDS", "0")),
             consumer_group=_env("JOBS_CONSUMER_GROUP", "jobs-worker"),
             kafka_session_timeout_ms=int(_env("JOBS_KAFKA_SESSION_TIMEOUT_MS", "6000")),
             kafka_idempotence=_env("JOBS_KAFKA_IDEMPOTENCE", "false").lower() in ("1", "true", "yes"),

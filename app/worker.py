@@ -10,6 +10,7 @@ database or the broker is unreachable waits for it, its partition paused, withou
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,7 @@ from app.executor import RunExecutor
 from app.faults import is_unavailable
 from app.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, decode_message, outbox_id
 from app.notifier import Notifier
+from app.topic_ring import TopicRing
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ Acknowledge = Callable[[list[int]], Awaitable[None]]
 MAX_TRIES = 5  # a message failing this often (for any reason but an unreachable dependency) is dead-lettered
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
+REWIND_CHECK_SECONDS = 0.5
 
 
 class Dispatcher:
@@ -102,17 +105,20 @@ class Worker:
         consumer: AIOKafkaConsumer,
         dispatcher: Dispatcher,
         concurrency: int = 64,
-        high_lane: str | None = None,
+        high_lanes: frozenset[str] = frozenset(),
         dead_letters: DeadLetters | None = None,
         acknowledge: Acknowledge | None = None,
         max_tries: int = MAX_TRIES,
         retry_base_seconds: float = RETRY_BASE_SECONDS,
+        ring: TopicRing | None = None,
     ) -> None:
         self.consumer = consumer
         self.dead_letters = dead_letters
         self.dispatcher = dispatcher
         self.concurrency = concurrency
-        self.high_lane = high_lane
+        self.high_lanes = high_lanes
+        self.ring = ring or TopicRing()
+        self._rewound_at = 0.0
         self.acknowledge = acknowledge
         self.max_tries = max_tries
         self.retry_base = retry_base_seconds
@@ -140,6 +146,7 @@ class Worker:
                     await self._room.wait()
                     await self._commit()
                     continue
+                await self._rewind_emptied_slots()
                 for partition, records in (await self._next_batches(free)).items():
                     state = self._partitions.setdefault(partition, _Partition())
                     for record in records:
@@ -153,9 +160,22 @@ class Worker:
         finally:
             await self._commit()
 
+    async def _rewind_emptied_slots(self) -> None:
+        """A slot of the topic ring emptied by its keeper starts over at offset 0: read it from there (the broker
+        answers a fetch past the end of a log with nothing, not with an error)."""
+        if not self.ring.enabled or time.monotonic() - self._rewound_at < REWIND_CHECK_SECONDS:
+            return
+        self._rewound_at = time.monotonic()
+        for partition in self.consumer.assignment():
+            end = self.consumer.highwater(partition)
+            if end is not None and end < await self.consumer.position(partition):
+                log.info("%s/%d was emptied: reading it from the start", partition.topic, partition.partition)
+                self.consumer.seek(partition, 0)
+                self._partitions.pop(partition, None)
+
     async def _next_batches(self, limit: int) -> Batches:
         """Whatever waits on the high-priority lane first; then anything."""
-        high = [tp for tp in self.consumer.assignment() if tp.topic == self.high_lane]
+        high = [tp for tp in self.consumer.assignment() if tp.topic in self.high_lanes]
         if high:
             batches: Batches = await self.consumer.getmany(*high, timeout_ms=0, max_records=limit)
             if batches:

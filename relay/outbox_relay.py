@@ -3,11 +3,14 @@ message went (topic, partition, offset). The row stays until a worker has handle
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.topic_ring import TopicRing
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,10 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 1.0,
         pause_after_publish: float = 0.0,
+        ring: TopicRing | None = None,
     ) -> None:
         self.pause_after_publish = pause_after_publish
+        self.ring = ring or TopicRing()
         self.engine = engine
         self.producer = producer
         self.batch_size = batch_size
@@ -47,8 +52,11 @@ class OutboxRelay:
             rows = (await conn.execute(_CLAIM, {"limit": self.batch_size})).all()
             if not rows:
                 return 0
+            now = time.time()  # one slot of the ring for the whole batch
             sent = [
-                await self.producer.send(topic, value=value, key=key.encode(), headers=_headers(id_, headers))
+                await self.producer.send(
+                    self.ring.current(topic, now), value=value, key=key.encode(), headers=_headers(id_, headers)
+                )
                 for id_, topic, key, value, headers in rows
             ]
             acked = await asyncio.gather(*sent)

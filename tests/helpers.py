@@ -9,6 +9,8 @@ from app.container import Container
 from app.endpoint_client import EndpointClient
 from app.environments import EnvironmentInfo
 from app.messages import ExecuteJobRun, decode_message
+from app.roles import run_roles
+from app.settings import Settings
 from domain.endpoints import Endpoint
 from tests.node_endpoint import NodeEndpoint
 
@@ -63,3 +65,22 @@ async def start_test_run(api: httpx.AsyncClient, slug: str, payload: Any = None,
     assert response.status_code == 202, response.text
     run_id: str = response.json()["runId"]
     return run_id
+
+
+Roles = tuple[asyncio.Event, "asyncio.Task[None]"]
+
+
+async def start_roles(settings: Settings, *roles: str) -> Roles:
+    """The roles running in this process, until stop_roles."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_roles(settings, roles, stop, ready.set))
+    async with asyncio.timeout(30):
+        await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        await task
+    return stop, task
+
+
+async def stop_roles(roles: Roles) -> None:
+    roles[0].set()
+    await asyncio.wait_for(roles[1], 30)

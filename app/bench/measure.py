@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
+from app import kafka
 from app.bench.figures import Report, percentile
 from app.bench.load import ApiConnections, LoadError
 from app.bench.stack import BenchStack
@@ -98,7 +99,7 @@ class PublishTimes:
 
     def __init__(self, stack: BenchStack) -> None:
         self.consumer = AIOKafkaConsumer(
-            stack.settings.execution_topic,
+            *kafka.consumed_topics(stack.settings, stack.settings.execution_topic),
             bootstrap_servers=stack.settings.required_kafka,
             group_id=f"{stack.settings.consumer_group}-observer",
             auto_offset_reset="latest",

@@ -18,6 +18,7 @@ from app.db import migrate_sync
 from app.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from app.sealing import generate_key
 from app.settings import Settings
+from app.topic_ring import EMBEDDED_BROKER_PERIOD_SECONDS
 
 ROLES = ("api", "relay", "worker")
 
@@ -43,8 +44,10 @@ def bench_stack(settings: Settings, work_dir: Path) -> Iterator[BenchStack]:
             database_url = services.enter_context(EmbeddedPostgres(work_dir / "postgres")).url
         database_url = _fresh_database(database_url)
         kafka = settings.kafka_bootstrap_servers
+        ring_seconds = settings.topic_ring_seconds
         if not kafka:
             kafka = services.enter_context(EmbeddedKafka(log_path=work_dir / "broker.log")).bootstrap_servers
+            ring_seconds = ring_seconds or EMBEDDED_BROKER_PERIOD_SECONDS
         run = uuid.uuid4().hex[:8]
         settings = Settings(
             database_url=database_url,
@@ -54,6 +57,7 @@ def bench_stack(settings: Settings, work_dir: Path) -> Iterator[BenchStack]:
             consumer_group=f"bench-{run}",
             allowed_private_networks="127.0.0.0/8",
             worker_concurrency=settings.worker_concurrency,
+            topic_ring_seconds=ring_seconds,
             secret_key=settings.secret_key or generate_key(),
         )
         migrate_sync(database_url)
@@ -86,6 +90,7 @@ def _role_env(settings: Settings) -> dict[str, str]:
         "JOBS_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
         "JOBS_SECRET_KEY": settings.required_secret_key,
         "JOBS_WORKER_CONCURRENCY": str(settings.worker_concurrency),
+        "JOBS_TOPIC_RING_SECONDS": str(settings.topic_ring_seconds),
         "JOBS_LOG_LEVEL": "WARNING",
     }
 

@@ -59,6 +59,7 @@ class Cluster:
             "JOBS_PORT": str(s.port),
             "JOBS_EXECUTION_TOPIC": s.execution_topic,
             "JOBS_CONSUMER_GROUP": s.consumer_group,
+            "JOBS_TOPIC_RING_SECONDS": str(s.topic_ring_seconds),
             "JOBS_KAFKA_SESSION_TIMEOUT_MS": "2000",
             "JOBS_LEASE_SECONDS": "2",
             "JOBS_RESCUE_INTERVAL_SECONDS": "0.5",

@@ -14,28 +14,11 @@ from app.container import Container
 from app.environments import EnvironmentInfo
 from app.messages import lane_topics
 from app.rescuer import Rescuer
-from app.roles import run_roles
 from app.settings import Settings
-from tests.helpers import count, finished, start_test_run, wait_for
+from tests.helpers import count, finished, start_roles, start_test_run, stop_roles, wait_for
 from tests.node_endpoint import NodeEndpoint
 
 RUNS = 30
-Roles = tuple[asyncio.Event, asyncio.Task[None]]
-
-
-async def _start(settings: Settings, *roles: str) -> Roles:
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_roles(settings, roles, stop, ready.set))
-    async with asyncio.timeout(30):
-        await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        await task
-    return stop, task
-
-
-async def _stop(roles: Roles) -> None:
-    roles[0].set()
-    await asyncio.wait_for(roles[1], 30)
 
 
 @pytest.fixture
@@ -43,7 +26,7 @@ async def no_worker(
     container: Container, settings: Settings, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API and the relay, and no worker: every message waits in the broker."""
-    roles = await _start(settings, "api", "relay")
+    roles = await start_roles(settings, "api", "relay")
     headers = {"Authorization": f"Bearer {environment.api_key}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", headers=headers, timeout=30) as api:
         registered = await api.post(
@@ -51,7 +34,7 @@ async def no_worker(
         )
         assert registered.status_code == 200, registered.text
         yield api
-    await _stop(roles)
+    await stop_roles(roles)
 
 
 @pytest.fixture
@@ -82,12 +65,12 @@ async def test_messages_waiting_for_a_consumer_are_never_published_again(
         await asyncio.sleep(0.1)
     assert (rescuer.republished, rescuer.requeued, rescuer.rescued) == (0, 0, 0)
     assert await count(container.engine, "outbox", "published_at IS NOT NULL") == RUNS
-    worker = await _start(settings, "worker")  # the consumer catches up: each run executes once
+    worker = await start_roles(settings, "worker")  # the consumer catches up: each run executes once
     try:
         for run_id in run_ids:
             assert (await finished(no_worker, run_id))["status"] == "SUCCESS"
     finally:
-        await _stop(worker)
+        await stop_roles(worker)
     assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunStarted'") == RUNS
     assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunRequeued'") == 0
 
@@ -110,12 +93,12 @@ async def test_a_message_the_group_went_past_without_handling_it_is_published_ag
         await member.stop()
     assert await rescuer.republish_lost_messages() == RUNS
     assert await rescuer.republish_lost_messages() == 0  # published again once, not once per sweep
-    worker = await _start(settings, "worker")
+    worker = await start_roles(settings, "worker")
     try:
         for run_id in run_ids:
             assert (await finished(no_worker, run_id))["status"] == "SUCCESS"
     finally:
-        await _stop(worker)
+        await stop_roles(worker)
     assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunStarted'") == RUNS
 
 
