@@ -145,6 +145,13 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     from app.bench.run import BenchOptions, run_bench
 
+    if args.soak_minutes:
+        from app.bench.soak import SoakOptions, run_soak
+
+        soak = SoakOptions(args.soak_minutes, args.rate, args.soak_stack, args.endpoint_delay_ms, record=args.record)
+        run_soak(settings, soak)
+        return
+
     options = BenchOptions(
         runs=args.runs,
         concurrency=args.concurrency,
@@ -201,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--rebuild-events", type=int, default=100_000)
     bench.add_argument("--no-peer", action="store_true", help="skip the procrastinate comparison")
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
+    bench.add_argument("--soak-minutes", type=float, help="instead: a steady --rate for this long, a line a minute")
+    bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")
+    bench.add_argument("--endpoint-delay-ms", type=int, default=0, help="the no-op endpoint answers this late")
     bench.set_defaults(handler=cmd_bench)
     return root
 

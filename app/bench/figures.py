@@ -5,6 +5,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,20 @@ class Report:
         print(json.dumps({k: v for k, v in asdict(item).items() if v is not None}), flush=True)
 
     def record(self, directory: Path, options: dict[str, object]) -> Path:
-        commit = _git("rev-parse", "--short", "HEAD") or "unknown"
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{stamp}-{commit}.json"
-        document = {
-            "commit": commit,
-            "recorded_at": stamp,
-            "options": options,
-            "figures": [asdict(f) for f in self.figures],
-        }
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        return path
+        return record_document(directory, None, options, [asdict(f) for f in self.figures], "figures")
+
+
+def record_document(
+    directory: Path, kind: str | None, options: dict[str, object], items: list[Any], name: str = "lines"
+) -> Path:
+    """Keep a run's results as `<time>-<commit>[-kind].json`, with the options it ran with."""
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stamp}-{commit}{'-' + kind if kind else ''}.json"
+    document = {"commit": commit, "recorded_at": stamp, "options": options, name: items}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
 
 
 def _git(*args: str) -> str | None:

@@ -1,5 +1,5 @@
-"""A minimal trigger.dev endpoint for benchmarks: one job, and every EXECUTE_JOB answers SUCCESS at once,
-so what is measured is the service, not the endpoint."""
+"""A minimal trigger.dev endpoint for benchmarks: one job, and every EXECUTE_JOB answers SUCCESS at once (or
+after a fixed delay, to stand for a slow job), so what is measured is the service, not the endpoint."""
 
 import asyncio
 import json
@@ -30,9 +30,10 @@ def _response(body: bytes) -> bytes:
 class NoopProtocol(asyncio.Protocol):
     """HTTP/1.1 with keep-alive, just enough for the service's client."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_seconds: float = 0.0) -> None:
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
+        self.delay = delay_seconds
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
@@ -50,11 +51,19 @@ class NoopProtocol(asyncio.Protocol):
                 return
             self.buffer = self.buffer[end + 4 + length :]
             assert self.transport is not None
-            self.transport.write(_response(INDEX if "index_endpoint" in head else SUCCESS))
+            if "index_endpoint" in head or not self.delay:
+                self.transport.write(_response(INDEX if "index_endpoint" in head else SUCCESS))
+            else:
+                asyncio.get_running_loop().call_later(self.delay, self._answer)
+
+    def _answer(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_response(SUCCESS))
 
 
-async def serve(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(NoopProtocol, "127.0.0.1", port)
+async def serve(port: int, delay_ms: int = 0) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: NoopProtocol(delay_ms / 1000), "127.0.0.1", port)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
@@ -62,6 +71,6 @@ async def serve(port: int) -> None:
 
 if __name__ == "__main__":
     try:
-        event_loop.run(serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+        event_loop.run(serve(*(int(arg) for arg in sys.argv[1:3])))
     except KeyboardInterrupt:
         pass

@@ -3,6 +3,7 @@ its own process (as deployed), with the peak memory of each role sampled."""
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -30,23 +31,50 @@ class BenchStack:
     endpoint_url: str
     processes: dict[str, "subprocess.Popen[bytes]"] = field(default_factory=dict)
     peak_rss: dict[str, int] = field(default_factory=dict)
+    services: dict[str, int] = field(default_factory=dict)  # the embedded servers' process ids, by name
+
+    def memory(self) -> dict[str, int]:
+        """The RSS of every process of the stack, summed by what it is: each role (or `dev`), the no-op
+        endpoint, PostgreSQL (with its backends) and the broker."""
+        roots = {**{name: process.pid for name, process in self.processes.items()}, **self.services}
+        totals: dict[str, int] = {}
+        for name, pid in roots.items():
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(pid)
+                for process in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        kind = _kind(process.name(), name)
+                        totals[kind] = totals.get(kind, 0) + process.memory_info().rss
+        return totals
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}"
 
 
+def _kind(process_name: str, root: str) -> str:
+    if process_name.startswith("postgres"):
+        return "postgres"
+    if process_name.startswith("tansu"):
+        return "broker"
+    return root
+
+
 @contextlib.contextmanager
-def bench_stack(settings: Settings, work_dir: Path) -> Iterator[BenchStack]:
+def bench_stack(settings: Settings, work_dir: Path, endpoint_delay_ms: int = 0) -> Iterator[BenchStack]:
+    """The roles as separate processes, on embedded services unless the settings name others."""
     with contextlib.ExitStack() as services:
+        pids: dict[str, int] = {}
         database_url = settings.database_url
         if not database_url:
-            database_url = services.enter_context(EmbeddedPostgres(work_dir / "postgres")).url
+            postgres = services.enter_context(EmbeddedPostgres(work_dir / "postgres"))
+            database_url, pids["postgres"] = postgres.url, postgres.pid or 0
         database_url = _fresh_database(database_url)
         kafka = settings.kafka_bootstrap_servers
         ring_seconds = settings.topic_ring_seconds
         if not kafka:
-            kafka = services.enter_context(EmbeddedKafka(log_path=work_dir / "broker.log")).bootstrap_servers
+            broker = services.enter_context(EmbeddedKafka(log_path=work_dir / "broker.log"))
+            kafka, pids["broker"] = broker.bootstrap_servers, broker.pid or 0
             ring_seconds = ring_seconds or EMBEDDED_BROKER_PERIOD_SECONDS
         run = uuid.uuid4().hex[:8]
         settings = Settings(
@@ -62,9 +90,9 @@ def bench_stack(settings: Settings, work_dir: Path) -> Iterator[BenchStack]:
         )
         migrate_sync(database_url)
         api_key = _create_environment(settings)
-        endpoint = services.enter_context(_process([sys.executable, "-m", "app.bench.noop_endpoint"], work_dir, "noop"))
-        port = _ready_port(endpoint, work_dir / "noop.log")
-        stack = BenchStack(settings, api_key, f"http://127.0.0.1:{port}/api/trigger")
+        endpoint_url, endpoint = _noop_endpoint(services, work_dir, endpoint_delay_ms)
+        stack = BenchStack(settings, api_key, endpoint_url, services=pids)
+        stack.processes["noop"] = endpoint
         for role in ROLES:
             stack.processes[role] = services.enter_context(
                 _process([sys.executable, "-m", "app.cli", role], work_dir, role, _role_env(settings))
@@ -78,6 +106,34 @@ def bench_stack(settings: Settings, work_dir: Path) -> Iterator[BenchStack]:
         finally:
             stop.set()
             sampler.join()
+
+
+def _noop_endpoint(
+    services: contextlib.ExitStack, work_dir: Path, delay_ms: int
+) -> tuple[str, "subprocess.Popen[bytes]"]:
+    command = [sys.executable, "-m", "app.bench.noop_endpoint", "0", str(delay_ms)]
+    endpoint = services.enter_context(_process(command, work_dir, "noop"))
+    return f"http://127.0.0.1:{_ready_port(endpoint, work_dir / 'noop.log')}/api/trigger", endpoint
+
+
+@contextlib.contextmanager
+def dev_stack(work_dir: Path, endpoint_delay_ms: int = 0) -> Iterator[BenchStack]:
+    """`jobs-service dev` as a user starts it: one process tree, its embedded PostgreSQL and broker."""
+    api_key = "tr_dev_" + uuid.uuid4().hex[:24]
+    port = free_port()
+    env = {"JOBS_DEV_API_KEY": api_key, "JOBS_DATA_DIR": str(work_dir / "dev"), "JOBS_PORT": str(port)}
+    env["JOBS_LOG_LEVEL"] = "WARNING"
+    with contextlib.ExitStack() as services:
+        endpoint_url, endpoint = _noop_endpoint(services, work_dir, endpoint_delay_ms)
+        dev = services.enter_context(_process([sys.executable, "-m", "app.cli", "dev"], work_dir, "dev", env))
+        banner = _wait_running(dev, work_dir / "dev.log", "Ctrl-C stops everything")
+        found = re.search(r"database: (\S+)\s+broker: (\S+)", banner)
+        if found is None:
+            raise RuntimeError(f"no database and broker in the banner of dev:\n{banner}")
+        settings = Settings(database_url=found[1], kafka_bootstrap_servers=found[2], port=port)
+        stack = BenchStack(settings, api_key, endpoint_url)
+        stack.processes.update(dev=dev, noop=endpoint)
+        yield stack
 
 
 def _role_env(settings: Settings) -> dict[str, str]:
