@@ -34,6 +34,7 @@ MAX_TRIES = 5  # a message failing this often (for any reason but an unreachable
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
 REWIND_CHECK_SECONDS = 0.5
+COMMIT_INTERVAL_SECONDS = 0.02
 
 
 class Dispatcher:
@@ -130,6 +131,8 @@ class Worker:
         self._busy = 0  # messages being handled now; those waiting to try again hold no slot
         self._acked: list[int] = []
         self._room = asyncio.Event()
+        self._done = asyncio.Event()  # something was done since the last commit
+        self._committing = asyncio.Lock()
         self._unavailable: str | None = None
 
     @property
@@ -138,13 +141,13 @@ class Worker:
 
     async def run(self) -> None:
         """Consume until asked to stop; what was taken is finished and committed before it returns."""
+        committer = asyncio.create_task(self._commit_in_background())
         try:
             while not self.stopping.is_set():
                 free = self.concurrency - self._busy
                 if free <= 0 or len(self._in_flight) >= 4 * self.concurrency:
                     self._room.clear()
                     await self._room.wait()
-                    await self._commit()
                     continue
                 await self._rewind_emptied_slots()
                 for partition, records in (await self._next_batches(free)).items():
@@ -154,11 +157,20 @@ class Worker:
                         self._busy += 1
                         task = asyncio.create_task(self._handle(partition, state, record))
                         self._in_flight.add(task)
-                await self._commit()
             if self._in_flight:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
         finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
             await self._commit()
+
+    async def _commit_in_background(self) -> None:
+        """Acknowledge and commit what is done, off the path that takes messages in."""
+        while True:
+            await self._done.wait()
+            self._done.clear()
+            await self._commit()
+            await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
 
     async def _rewind_emptied_slots(self) -> None:
         """A slot of the topic ring emptied by its keeper starts over at offset 0: read it from there (the broker
@@ -190,6 +202,7 @@ class Worker:
                 state.done(record.offset)
                 if (row := outbox_id(record.headers)) is not None:
                     self._acked.append(row)
+                self._done.set()
         finally:
             self._busy -= 1
             task = asyncio.current_task()
@@ -284,28 +297,30 @@ class Worker:
         return True
 
     async def _commit(self) -> None:
-        """Delete the outbox rows of the messages done, then commit the offsets past them."""
-        if self._acked and self.acknowledge is not None:
+        """Delete the outbox rows of the messages done, then commit the offsets past them (those taken at the
+        same moment as the rows: every message an offset passes has its row among them)."""
+        async with self._committing:
+            commits = {
+                tp: offset for tp, state in self._partitions.items() if (offset := state.to_commit()) is not None
+            }
             acked, self._acked = self._acked, []
-            try:
-                await self.acknowledge(acked)
-            except Exception as error:
-                self._acked.extend(acked)
-                log.warning("could not acknowledge %d messages (%s); their offsets wait", len(acked), error)
+            if acked and self.acknowledge is not None:
+                try:
+                    await self.acknowledge(acked)
+                except Exception as error:
+                    self._acked.extend(acked)
+                    log.warning("could not acknowledge %d messages (%s); their offsets wait", len(acked), error)
+                    return
+            if not commits:
                 return
-        else:
-            self._acked.clear()
-        commits = {tp: offset for tp, state in self._partitions.items() if (offset := state.to_commit()) is not None}
-        if not commits:
-            return
-        try:
-            await self.consumer.commit(commits)
-        except Exception as error:  # a rebalance took the partition: its new owner redelivers
-            log.warning("offset commit failed (%s); those messages may be redelivered", error)
-            return
-        for partition, offset in commits.items():
-            if (state := self._partitions.get(partition)) is not None:
-                state.committed = offset
+            try:
+                await self.consumer.commit(commits)
+            except Exception as error:  # a rebalance took the partition: its new owner redelivers
+                log.warning("offset commit failed (%s); those messages may be redelivered", error)
+                return
+            for partition, offset in commits.items():
+                if (state := self._partitions.get(partition)) is not None:
+                    state.committed = offset
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         """Commit what is done of the partitions taken away, then forget them (their new owner starts there)."""

@@ -26,7 +26,7 @@ def json_body(body: bytes) -> Any:
         raise ClientError(str(error)) from None
 
 
-def refuse_nul_in_url(request: AnyRequest) -> Response[dict[str, Any]] | None:
+async def refuse_nul_in_url(request: AnyRequest) -> Response[dict[str, Any]] | None:
     """A `before_request` hook: PostgreSQL stores no NUL, so a path or query holding one is refused here."""
     query = request.scope.get("query_string", b"")
     if "\x00" in request.scope["path"] or b"%00" in query or b"\x00" in query:
