@@ -148,7 +148,14 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     if args.soak_minutes:
         from app.bench.soak import SoakOptions, run_soak
 
-        soak = SoakOptions(args.soak_minutes, args.rate, args.soak_stack, args.endpoint_delay_ms, record=args.record)
+        soak = SoakOptions(
+            args.soak_minutes,
+            args.rate,
+            args.soak_stack,
+            args.endpoint_delay_ms,
+            drain_seconds=args.drain_seconds,
+            record=args.record,
+        )
         run_soak(settings, soak)
         return
 
@@ -211,6 +218,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--soak-minutes", type=float, help="instead: a steady --rate for this long, a line a minute")
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")
     bench.add_argument("--endpoint-delay-ms", type=int, default=0, help="the no-op endpoint answers this late")
+    bench.add_argument("--drain-seconds", type=float, default=30.0, help="after a soak, time to finish every run")
     bench.set_defaults(handler=cmd_bench)
     return root
 

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -32,6 +33,8 @@ TERMINAL = ("SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "CANCELED", "UNRESOLVE
 _RUNS = text("SELECT status, created_at, started_at, completed_at FROM run_status WHERE id = ANY(:ids)")
 _UNFINISHED = text("SELECT count(*) FROM run_status WHERE NOT (status = ANY(:terminal))")
 _BY_STATUS = text("SELECT status, count(*) FROM run_status GROUP BY status")
+_COMPLETED_BETWEEN = text("SELECT count(*) FROM run_status WHERE completed_at >= :since AND completed_at < :until")
+_NOW = text("SELECT now()")
 _OUTBOX = text("SELECT count(*), count(*) FILTER (WHERE published_at IS NULL) FROM outbox")
 
 
@@ -48,10 +51,17 @@ class SoakOptions:
 
 @dataclass
 class _Load:
-    """What the load generator submitted, minute by minute."""
+    """What the load generator submitted, minute by minute, from when it began (by the database's clock)."""
 
+    began_at: datetime
     accepted: dict[int, list[str]] = field(default_factory=dict)
     refused: Counter[int] = field(default_factory=Counter)
+
+    def minute(self, minute: int) -> dict[str, datetime]:
+        return {
+            "since": self.began_at + timedelta(minutes=minute),
+            "until": self.began_at + timedelta(minutes=minute + 1),
+        }
 
 
 def run_soak(settings: Settings, options: SoakOptions) -> list[dict[str, Any]]:
@@ -71,10 +81,11 @@ def run_soak(settings: Settings, options: SoakOptions) -> list[dict[str, Any]]:
 async def _soak(stack: BenchStack, options: SoakOptions) -> list[dict[str, Any]]:
     container = Container.create(replace(stack.settings, db_pool_size=4))
     api = ApiConnections(stack.api_url, {"Authorization": f"Bearer {stack.api_key}"}, options.connections)
-    load = _Load()
     lines: list[dict[str, Any]] = []
     try:
         await measure.register(api, stack)
+        async with container.engine.connect() as conn:
+            load = _Load((await conn.execute(_NOW)).scalar_one())
         print(f"# soak: {options.rate} TestJobs/s for {options.minutes:g} min on the {options.stack} stack", flush=True)
         began = time.monotonic()
         minutes = int(options.minutes)
@@ -130,12 +141,14 @@ async def _minute(stack: BenchStack, container: Container, minute: int, load: _L
         rows = (await conn.execute(_RUNS, {"ids": [UUID(r) for r in run_ids]})).all()
         unfinished = (await conn.execute(_UNFINISHED, {"terminal": list(TERMINAL)})).scalar_one()
         outbox, unpublished = (await conn.execute(_OUTBOX)).one()
+        completions = (await conn.execute(_COMPLETED_BETWEEN, load.minute(minute))).scalar_one()
     started = [(r.started_at - r.created_at).total_seconds() * 1000 for r in rows if r.started_at]
     completed = [(r.completed_at - r.created_at).total_seconds() * 1000 for r in rows if r.completed_at]
     return {
         "minute": minute + 1,
         "rate": round(len(run_ids) / 60, 1),
         "refused": load.refused[minute],
+        "completed_per_s": round(completions / 60, 1),
         "started_p50_ms": _ms(percentile(started, 50)),
         "started_p99_ms": _ms(percentile(started, 99)),
         "completed_p50_ms": _ms(percentile(completed, 50)),
@@ -144,7 +157,7 @@ async def _minute(stack: BenchStack, container: Container, minute: int, load: _L
         "unfinished": unfinished,
         "outbox_rows": outbox,
         "outbox_unpublished": unpublished,
-        "rss_mib": {name: round(rss / 2**20) for name, rss in sorted(stack.memory().items())},
+        "pss_mib": {name: round(pss / 2**20) for name, pss in sorted(stack.memory().items())},
     }
 
 

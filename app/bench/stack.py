@@ -34,8 +34,10 @@ class BenchStack:
     services: dict[str, int] = field(default_factory=dict)  # the embedded servers' process ids, by name
 
     def memory(self) -> dict[str, int]:
-        """The RSS of every process of the stack, summed by what it is: each role (or `dev`), the no-op
-        endpoint, PostgreSQL (with its backends) and the broker."""
+        """The memory of every process of the stack, summed by what it is: each role (or `dev`), the no-op
+        endpoint, PostgreSQL (with its backends) and the broker. Proportional set sizes (PSS: a shared page
+        counts once, split between the processes that share it), so PostgreSQL's shared buffers are not
+        counted once per backend as RSS would."""
         roots = {**{name: process.pid for name, process in self.processes.items()}, **self.services}
         totals: dict[str, int] = {}
         for name, pid in roots.items():
@@ -44,7 +46,7 @@ class BenchStack:
                 for process in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
                         kind = _kind(process.name(), name)
-                        totals[kind] = totals.get(kind, 0) + process.memory_info().rss
+                        totals[kind] = totals.get(kind, 0) + process.memory_full_info().pss
         return totals
 
     @property
