@@ -39,7 +39,7 @@ def _tune_gc() -> None:
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from app.dev import run_dev
+    from app.tools.dev import run_dev
 
     if args.port is not None:
         settings = replace(settings, port=args.port)
@@ -49,9 +49,9 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
-    from app.db import migrate
+    from app.adapters.db import migrate
+    from app.adapters.sealing import require_secret_key
     from app.roles import ROLES, run_roles
-    from app.sealing import require_secret_key
 
     roles = ROLES if args.command == "all" else (args.command,)
     require_secret_key(settings)  # before touching anything
@@ -64,7 +64,7 @@ def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    from app.db import migrate_sync
+    from app.adapters.db import migrate_sync
 
     migrate_sync(settings.required_database_url)
     print("database migrated")
@@ -77,7 +77,7 @@ def cmd_env_create(settings: Settings, args: argparse.Namespace) -> None:
     async def main() -> None:
         container = Container.create(settings)
         try:
-            environment_id, api_key = await container.environments.create(
+            environment_id, api_key = await container.service.environments.create(
                 args.slug, EnvironmentType(args.type), args.api_key
             )
         finally:
@@ -95,9 +95,9 @@ def cmd_env_key(settings: Settings, args: argparse.Namespace) -> None:
         container = Container.create(settings)
         try:
             if args.env_command == "rotate-key":
-                print(f"API key: {await container.environments.rotate_key(args.slug)}")
+                print(f"API key: {await container.service.environments.rotate_key(args.slug)}")
             else:
-                await container.environments.revoke_key(args.slug)
+                await container.service.environments.revoke_key(args.slug)
                 print(f"the key of environment {args.slug} is revoked")
         finally:
             await container.close()
@@ -106,7 +106,7 @@ def cmd_env_key(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_secrets(settings: Settings, args: argparse.Namespace) -> None:
-    from app.sealing import generate_key, require_secret_key
+    from app.adapters.sealing import generate_key, require_secret_key
 
     if args.secrets_command == "generate-key":
         print(generate_key())
@@ -118,7 +118,7 @@ def cmd_secrets(settings: Settings, args: argparse.Namespace) -> None:
     async def main() -> None:
         container = Container.create(settings)
         try:
-            resealed = await container.environments.reseal_all()
+            resealed = await container.service.environments.reseal_all()
         finally:
             await container.close()
         print(f"re-sealed {resealed} secrets with the first key of JOBS_SECRET_KEY")
@@ -143,10 +143,10 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
-    from app.bench.run import BenchOptions, run_bench
+    from app.tools.bench.run import BenchOptions, run_bench
 
     if args.soak_minutes:
-        from app.bench.soak import SoakOptions, run_soak
+        from app.tools.bench.soak import SoakOptions, run_soak
 
         soak = SoakOptions(
             args.soak_minutes,

@@ -5,7 +5,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.sealing import SecretKeyError
+from app.adapters.sealing import SecretKeyError
 
 
 def is_unavailable(error: BaseException) -> bool:

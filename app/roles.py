@@ -8,17 +8,17 @@ from typing import Any
 
 import uvicorn
 
-from app import kafka
+from app.adapters import kafka
+from app.adapters.messages import dead_letter_topic, lane_topics
 from app.api import create_app
 from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
-from app.executor import RunExecutor
-from app.messages import dead_letter_topic, lane_topics
-from app.notifier import Notifier
-from app.rescuer import Rescuer
 from app.settings import Settings
-from app.topic_ring import RingKeeper
-from app.worker import DeadLetters, Dispatcher, Worker
+from app.worker.consumer import DeadLetters, Dispatcher, Worker
+from app.worker.executor import RunExecutor
+from app.worker.notifier import Notifier
+from app.worker.rescuer import Rescuer
+from app.worker.ring_keeper import RingKeeper
 from relay.outbox_relay import OutboxRelay
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ async def run_roles(
     container = Container.create(settings)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(container.close)
-        if sealed := await container.environments.prepare_secrets():
+        if sealed := await container.service.environments.prepare_secrets():
             log.info("sealed %d API keys that were stored in plain text", sealed)
         if {"relay", "worker"} & set(roles):
             await kafka.ensure_topics(settings)
@@ -107,7 +107,7 @@ async def _relay(settings: Settings, container: Container, stack: contextlib.Asy
     await producer.start()
     stack.push_async_callback(producer.stop)
     relay = OutboxRelay(
-        container.engine,
+        container.outbox,
         producer,
         settings.relay_batch_size,
         settings.relay_poll_seconds,
@@ -122,10 +122,8 @@ async def _worker(
 ) -> tuple[Worker, list[asyncio.Task[None]]]:
     """The worker, with what keeps its messages moving: the rescuer, the topics and their ring."""
     topic = settings.execution_topic
-    dispatcher = Dispatcher(
-        RunExecutor(container.store, container.endpoint_client, topic, settings.lease_seconds, container.sealer),
-        Notifier(container.store, container.endpoint_client, topic, container.sealer),
-    )
+    service, client = container.service, container.endpoint_client
+    dispatcher = Dispatcher(service, RunExecutor(service, client), Notifier(service, client))
     dlq_producer = kafka.producer(settings)
     await dlq_producer.start()
     stack.push_async_callback(dlq_producer.stop)
@@ -136,7 +134,7 @@ async def _worker(
         settings.worker_concurrency,
         high_lanes=frozenset(kafka.consumed_topics(settings, lane_topics(topic)[0])),
         dead_letters=DeadLetters(dlq_producer, dead_letter_topic(topic)),
-        acknowledge=container.store.acknowledge,
+        acknowledge=container.outbox.acknowledge,
         ring=kafka.ring(settings),
     )
     worker.consumer.subscribe(consumed, listener=worker.rebalance_listener)
@@ -145,14 +143,8 @@ async def _worker(
     offsets = kafka.OffsetsReader(settings)
     await offsets.start()
     stack.push_async_callback(offsets.stop)
-    rescuer = Rescuer(
-        container.store,
-        topic,
-        settings.rescue_interval_seconds,
-        settings.redeliver_after_seconds,
-        offsets,
-        lambda: consumed,
-    )
+    rescue_every, grace = settings.rescue_interval_seconds, settings.redeliver_after_seconds
+    rescuer = Rescuer(service, container.outbox, rescue_every, grace, offsets, lambda: consumed)
     tasks = [
         asyncio.create_task(worker.run(), name="worker"),
         asyncio.create_task(rescuer.run(), name="rescuer"),
@@ -161,7 +153,7 @@ async def _worker(
     ring = kafka.ring(settings)
     if ring.enabled:
         keeper = RingKeeper(
-            container.engine, settings.required_kafka, ring, list(lane_topics(topic)), settings.topic_partitions
+            container.outbox, settings.required_kafka, ring, list(lane_topics(topic)), settings.topic_partitions
         )
         await keeper.start()
         stack.push_async_callback(keeper.stop)

@@ -1,5 +1,6 @@
 """Environments: where jobs, runs and events live, each reached with its own API key."""
 
+from dataclasses import dataclass
 from enum import StrEnum
 from uuid import UUID
 
@@ -11,6 +12,18 @@ class EnvironmentType(StrEnum):
     PRODUCTION = "PRODUCTION"
     STAGING = "STAGING"
     PREVIEW = "PREVIEW"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    """The organization (and its one project) every environment belongs to: this service has one of each."""
+
+    id: str = "default"
+    slug: str = "default"
+    title: str = "Default"
+
+
+ORGANIZATION = Organization()
 
 
 KEY_PREFIX: dict[EnvironmentType, str] = {

@@ -9,14 +9,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.adapters.db import migrate
+from app.adapters.sealing import generate_key
+from app.adapters.store import EventStore
 from app.container import Container
-from app.db import migrate
-from app.embedded import free_port
-from app.environments import EnvironmentInfo
 from app.roles import ROLES, run_roles
-from app.sealing import generate_key
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
-from app.store import EventStore
+from app.tools.embedded import free_port
 from domain.environments import EnvironmentType
 from tests.node_endpoint import COMPAT_API_KEY, NodeEndpoint, node_endpoint
 from tests.services import kafka_server, postgres_server
@@ -128,7 +128,9 @@ async def stack(container: Container, settings: Settings) -> AsyncIterator[httpx
 
 @pytest.fixture
 async def environment(container: Container) -> EnvironmentInfo:
-    environment_id, api_key = await container.environments.create("test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
+    environment_id, api_key = await container.service.environments.create(
+        "test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY
+    )
     return EnvironmentInfo(environment_id, "test", EnvironmentType.DEVELOPMENT, api_key)
 
 

@@ -5,11 +5,10 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters.messages import ExecuteJobRun, decode_message
 from app.container import Container
-from app.endpoint_client import EndpointClient
-from app.environments import EnvironmentInfo
-from app.messages import ExecuteJobRun, decode_message
 from app.roles import run_roles
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from domain.endpoints import Endpoint
 from tests.node_endpoint import NodeEndpoint
@@ -21,13 +20,7 @@ async def count(engine: AsyncEngine, table: str, where: str = "true", **params: 
 
 
 async def register(container: Container, env: EnvironmentInfo, endpoint: NodeEndpoint) -> Endpoint:
-    from app.commands import register_endpoint
-
-    client = EndpointClient(container.url_policy, 10)
-    try:
-        return await register_endpoint(container.store, client, env, endpoint.endpoint_id, endpoint.url)
-    finally:
-        await client.close()
+    return await container.service.catalog.register_endpoint(env, endpoint.endpoint_id, endpoint.url)
 
 
 async def outbox_messages(engine: AsyncEngine) -> list[ExecuteJobRun]:

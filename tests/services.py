@@ -5,8 +5,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.embedded import EmbeddedKafka, EmbeddedPostgres
 from app.settings import normalize_database_url
+from app.tools.embedded import EmbeddedKafka, EmbeddedPostgres
 
 
 def docker_available() -> bool:

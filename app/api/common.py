@@ -1,4 +1,5 @@
-"""What every HTTP handler shares: the container, the caller's environment, views and error answers."""
+"""What every HTTP handler shares: the service and the caller's environment (injected), parsing helpers, and
+the error answers."""
 
 import logging
 from datetime import UTC, datetime
@@ -7,13 +8,14 @@ from uuid import UUID
 
 from litestar import Request, Response
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DataError
 
-from app.container import Container
-from app.environments import EnvironmentInfo
 from app.errors import ClientError, NotFound
 from app.faults import is_unavailable
+from app.service import JobsService
+from app.service.environments import EnvironmentInfo
 from domain.status import InvalidTransition
 
 log = logging.getLogger(__name__)
@@ -21,17 +23,16 @@ log = logging.getLogger(__name__)
 AnyRequest = Request[Any, Any, State]
 
 
-def container_of(request: AnyRequest) -> Container:
-    container: Container = request.app.state.container
-    return container
+Service = NamedDependency[JobsService]
+Env = NamedDependency[EnvironmentInfo]
 
 
-async def caller_environment(request: AnyRequest) -> EnvironmentInfo:
+async def caller_environment(request: AnyRequest, service: Service) -> EnvironmentInfo:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise HTTPException(status_code=401, detail="missing API key: send `Authorization: Bearer <key>`")
-    env = await container_of(request).authenticator.authenticate(key.strip())
+    env = await service.authenticator.authenticate(key.strip())
     if env is None:
         raise HTTPException(status_code=401, detail="invalid API key")
     return env

@@ -1,4 +1,4 @@
-"""Every request passes the same limits before a handler sees it: JSON bodies within app.json_limits, and
+"""Every request passes the same limits before a handler sees it: JSON bodies within app.adapters.json_limits, and
 no NUL character in the path or query (PostgreSQL can store none; it is a client error, not an outage)."""
 
 from typing import Any
@@ -7,9 +7,9 @@ from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.types.empty import Empty
 
+from app.adapters.json_limits import JsonRefused, decode_untrusted
 from app.api.common import AnyRequest, error_response
 from app.errors import ClientError
-from app.json_limits import JsonRefused, decode_untrusted
 
 
 class LimitedRequest(Request[Any, Any, State]):

@@ -4,24 +4,18 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Response, get, post, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
-from sqlalchemy import text
 
-from app import commands, queries
-from app.api.common import AnyRequest, container_of, parse_instant, parse_run_id
+from app.api.common import AnyRequest, Env, Service, parse_instant, parse_run_id
 from app.api.requests import json_body
-from app.environments import EnvironmentInfo
-from app.errors import ClientError, NotFound
-from app.run_commands import RunCommands
+from app.errors import ClientError
+from app.service.runs import RunOptions
 from domain.runs import JobRun, validate_tags
 from domain.tasks import iso_or_none as iso
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
 CACHED_TASKS_VERSION = "2023-09-29"
 SERIALIZED_OUTPUT_VERSION = "2023-11-01"
-
-_RUN = text("SELECT * FROM run_status WHERE id = :id AND environment_id = :env")
 
 
 class TestJobBody(msgspec.Struct):
@@ -98,85 +92,50 @@ class StatusBody(msgspec.Struct):
     data: dict[str, Any] | None = None
 
 
-def run_options(priority: int | None, tags: list[str], callback_url: str | None) -> commands.RunOptions:
+def run_options(priority: int | None, tags: list[str], callback_url: str | None) -> RunOptions:
     if priority is not None and not MIN_PRIORITY <= priority <= MAX_PRIORITY:
         raise ClientError(f"`priority` must be {MIN_PRIORITY} to {MAX_PRIORITY}")
     try:
         validate_tags(tags)
     except ValueError as error:
         raise ClientError(f"`tags`: {error}") from None
-    return commands.RunOptions(priority, tuple(tags), callback_url)
-
-
-def _commands(request: AnyRequest) -> RunCommands:
-    container = container_of(request)
-    return RunCommands(
-        container.store,
-        container.settings.execution_topic,
-        container.settings.api_url,
-        container.authenticator.api_key,
-    )
+    return RunOptions(priority, tuple(tags), callback_url)
 
 
 @post("/api/v1/jobs/{job_slug:str}/test", status_code=202)
 async def test_job(
-    request: AnyRequest,
-    job_slug: FromPath[str],
-    env: NamedDependency[EnvironmentInfo],
-    data: JSONBody[TestJobBody | None] = None,
+    service: Service, env: Env, job_slug: FromPath[str], data: JSONBody[TestJobBody | None] = None
 ) -> TestJobResponse:
     body = data or TestJobBody()
-    container = container_of(request)
     options = run_options(body.priority, body.tags, None)
-    created = await commands.test_job(
-        container.store, container.settings.execution_topic, env, job_slug, body.payload, body.version, options
-    )
+    created = await service.runs.test(env, job_slug, body.payload, body.version, options)
     return TestJobResponse(runId=str(created.run_id), eventId=created.event_id, status="QUEUED")
 
 
 @post("/api/v1/jobs/{job_slug:str}/invoke", status_code=200)
 async def invoke_job(
-    request: AnyRequest, job_slug: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[InvokeBody]
+    request: AnyRequest, service: Service, env: Env, job_slug: FromPath[str], data: JSONBody[InvokeBody]
 ) -> dict[str, str]:
     given = data.options or InvokeOptions()
     options = run_options(given.priority, given.tags, given.callbackUrl)
-    if options.callback_url is not None:
-        await container_of(request).url_policy.check(options.callback_url, "options.callbackUrl")
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise ClientError("`Idempotency-Key` is longer than 200 characters")
-    container = container_of(request)
-    run_id = await commands.invoke_job(
-        container.store,
-        container.settings.execution_topic,
-        env,
-        job_slug,
-        data.payload,
-        data.context,
-        options,
-        key,
-    )
+    run_id = await service.runs.invoke(env, job_slug, data.payload, data.context, options, key)
     return {"id": str(run_id)}
 
 
 @get("/api/v2/runs/{run_id:str}")
 async def get_run(
-    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo], at: FromQuery[str | None] = None
+    service: Service, env: Env, run_id: FromPath[str], at: FromQuery[str | None] = None
 ) -> dict[str, Any]:
     """The run with its tasks and statuses; with `at`, as it was at that moment, rebuilt from its events."""
     key = parse_run_id(run_id)
-    container = container_of(request)
-    run = await _commands(request).get(env.id, key)
     if at is not None:
-        past = await queries.run_at(container.store, key, parse_instant(at, "at"))
-        if past is None:
-            raise NotFound(f"run {run_id!r} did not exist at {at}")
-        return _run_view(past[1], past[0])
-    async with container.engine.connect() as conn:
-        row = (await conn.execute(_RUN, {"id": key, "env": env.id})).first()
-    if row is None:
-        raise NotFound(f"run {run_id!r} not found")
-    return _run_view(row._mapping, run)
+        past, row = await service.runs.at(env, key, parse_instant(at, "at"))
+        return _run_view(row, past)
+    run, current = await service.runs.status(env, key)
+    return _run_view(current._mapping, run)
 
 
 def _run_view(row: Any, run: JobRun) -> dict[str, Any]:
@@ -194,10 +153,8 @@ def _run_view(row: Any, run: JobRun) -> dict[str, Any]:
 
 
 @get("/api/v2/runs/{run_id:str}/statuses")
-async def get_run_statuses(
-    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo]
-) -> dict[str, Any]:
-    run = await _commands(request).get(env.id, parse_run_id(run_id))
+async def get_run_statuses(service: Service, env: Env, run_id: FromPath[str]) -> dict[str, Any]:
+    run = await service.runs.get(env, parse_run_id(run_id))
     output = run.error if run.error is not None else run.output
     return {
         "run": {"id": str(run.id), "status": run.status.value, "output": output},
@@ -207,9 +164,9 @@ async def get_run_statuses(
 
 @post("/api/v1/runs/{run_id:str}/tasks", status_code=200)
 async def create_task(
-    request: AnyRequest, run_id: FromPath[str], env: NamedDependency[EnvironmentInfo], data: JSONBody[CreateTaskBody]
+    request: AnyRequest, service: Service, env: Env, run_id: FromPath[str], data: JSONBody[CreateTaskBody]
 ) -> Response[Any]:
-    task = await _commands(request).create_task(env.id, parse_run_id(run_id), _task_spec(data, request))
+    task = await service.tasks.create(env.id, parse_run_id(run_id), _task_spec(data, request))
     if request.headers.get("trigger-version") == CACHED_TASKS_VERSION:
         return Response({"task": task}, headers={"trigger-version": CACHED_TASKS_VERSION})
     return Response(task)
@@ -218,53 +175,42 @@ async def create_task(
 @post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/complete", status_code=200)
 async def complete_task(
     request: AnyRequest,
+    service: Service,
+    env: Env,
     run_id: FromPath[str],
     task_id: FromPath[str],
-    env: NamedDependency[EnvironmentInfo],
     data: JSONBody[CompleteTaskBody],
 ) -> dict[str, Any]:
     serialized = request.headers.get("trigger-version") == SERIALIZED_OUTPUT_VERSION
-    return await _commands(request).complete_task(
-        env.id, parse_run_id(run_id), task_id, data.output, data.properties, serialized
-    )
+    return await service.tasks.complete(env.id, parse_run_id(run_id), task_id, data.output, data.properties, serialized)
 
 
 @post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/fail", status_code=200)
 async def fail_task(
-    request: AnyRequest,
-    run_id: FromPath[str],
-    task_id: FromPath[str],
-    env: NamedDependency[EnvironmentInfo],
-    data: JSONBody[FailTaskBody],
+    service: Service, env: Env, run_id: FromPath[str], task_id: FromPath[str], data: JSONBody[FailTaskBody]
 ) -> dict[str, Any]:
     error = msgspec.structs.asdict(data.error)
     error = {k: v for k, v in error.items() if v is not None}
-    return await _commands(request).fail_task(env.id, parse_run_id(run_id), task_id, error)
+    return await service.tasks.fail(env.id, parse_run_id(run_id), task_id, error)
 
 
 @post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/callback/{secret:str}", status_code=200)
 async def task_callback(
-    request: AnyRequest, run_id: FromPath[str], task_id: FromPath[str], secret: FromPath[str]
+    request: AnyRequest, service: Service, run_id: FromPath[str], task_id: FromPath[str], secret: FromPath[str]
 ) -> dict[str, bool]:
     body = await request.body()
     output = json_body(body) if body else None
-    await _commands(request).complete_by_callback(parse_run_id(run_id), task_id, secret, output)
+    await service.tasks.complete_by_callback(parse_run_id(run_id), task_id, secret, output)
     return {"ok": True}
 
 
 @put("/api/v1/runs/{run_id:str}/statuses/{status_id:str}", status_code=200)
 async def update_status(
-    request: AnyRequest,
-    run_id: FromPath[str],
-    status_id: FromPath[str],
-    env: NamedDependency[EnvironmentInfo],
-    data: JSONBody[StatusBody],
+    service: Service, env: Env, run_id: FromPath[str], status_id: FromPath[str], data: JSONBody[StatusBody]
 ) -> dict[str, Any]:
     if data.state is not None and data.state not in ("loading", "success", "failure"):
         raise ClientError("`state` must be one of loading, success, failure")
-    return await _commands(request).update_status(
-        env.id, parse_run_id(run_id), status_id, data.label, data.state, data.data
-    )
+    return await service.tasks.update_status(env.id, parse_run_id(run_id), status_id, data.label, data.state, data.data)
 
 
 MAX_IDEMPOTENCY_KEY = 512

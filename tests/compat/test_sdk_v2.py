@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from app.container import Container
-from app.environments import EnvironmentInfo
+from app.service.environments import EnvironmentInfo
 from domain.runs import JobRun
 from tests.helpers import finished, start_test_run, wait_for
 from tests.http_peer import CallbackReceiver

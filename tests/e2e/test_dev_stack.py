@@ -16,7 +16,7 @@ import httpx
 import psutil
 from cryptography.fernet import Fernet
 
-from app.embedded import free_port
+from app.tools.embedded import free_port
 from tests.node_endpoint import COMPAT_API_KEY, COMPAT_JOBS, NodeEndpoint, node_endpoint
 
 TERMINAL = {"SUCCESS", "FAILURE", "TIMED_OUT", "ABORTED", "CANCELED", "UNRESOLVED_AUTH", "INVALID_PAYLOAD"}

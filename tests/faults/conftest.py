@@ -4,7 +4,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.environments import EnvironmentInfo
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from tests.node_endpoint import NodeEndpoint
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.environments import EnvironmentInfo
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from tests.faults.harness import cluster
 

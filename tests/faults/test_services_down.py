@@ -12,11 +12,11 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.adapters.db import migrate
 from app.container import Container
-from app.db import migrate
-from app.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
-from app.run_writes import commit_run
+from app.service.writes import RunWriter, Topics
 from app.settings import Settings
+from app.tools.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from domain.environments import EnvironmentType
 from domain.runs import JobRun
 from domain.status import RunStatus
@@ -113,7 +113,7 @@ async def _end_as_a_worker_would(container: Container, settings: Settings, run_i
     now = datetime.now(UTC)
     run.start(1, now, timedelta(seconds=30))
     run.complete(RunStatus.SUCCESS, output={"ended": "here"})
-    await commit_run(container.store, settings.execution_topic, run)
+    await RunWriter(container.store, Topics(settings.execution_topic)).commit(run)
 
 
 async def _published_kinds(container: Container) -> set[str]:

@@ -6,10 +6,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app import commands
+from app.adapters.store import UnitOfWork
 from app.container import Container
-from app.environments import EnvironmentInfo
-from app.store import UnitOfWork
+from app.service import runs
+from app.service.environments import EnvironmentInfo
 from domain import event_records, ids
 from domain.event_records import EventRecord
 from tests.helpers import count, outbox_messages, register
@@ -130,8 +130,8 @@ async def test_runs_of_another_environment_are_not_found(
     from domain.environments import EnvironmentType
 
     await register(container, environment, compat_endpoint)
-    created = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
-    _, other_key = await container.environments.create("other", EnvironmentType.PRODUCTION)
+    created = await container.service.runs.test(environment, "return-value", {}, None)
+    _, other_key = await container.service.environments.create("other", EnvironmentType.PRODUCTION)
     other = {"Authorization": f"Bearer {other_key}"}
     assert (await client.get(f"/api/v2/runs/{created.run_id}", headers=other)).status_code == 404
     assert (await client.get(f"/api/v2/runs/{created.run_id}", headers=auth(environment))).status_code == 200
@@ -161,7 +161,7 @@ async def test_a_failure_after_the_events_leaves_no_event_and_no_outbox_row(
 
     monkeypatch.setattr(UnitOfWork, "enqueue", enqueue_then_fail)
     with pytest.raises(RuntimeError, match="crash after"):
-        await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+        await container.service.runs.test(environment, "return-value", {}, None)
     assert await count(container.engine, "events") == before
     assert await count(container.engine, "outbox") == 0
     assert await count(container.engine, "run_status") == 0
@@ -175,17 +175,17 @@ async def test_concurrent_testjobs_of_one_job_get_distinct_event_ids_even_agains
     taken_from = int(time.time() * 1000) + 1
     taken = [event_records.test_event_id("compat.return", ms) for ms in range(taken_from, taken_from + 2000)]
     await container.store.save(
-        *(commands._record(environment, e, "compat.return", {}, {}, "trigger.dev", is_test=True) for e in taken)
+        *(runs.new_record(environment, e, "compat.return", {}, {}, "trigger.dev", is_test=True) for e in taken)
     )
-    commands._last_test_ms[(environment.id, "compat.return")] = taken_from - 1
+    container.service.runs._last_test_ms[(environment.id, "compat.return")] = taken_from - 1
 
     # Four milliseconds in a row are taken: the fifth try leaves the plain shape rather than fail.
-    first = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    first = await container.service.runs.test(environment, "return-value", {}, None)
     shape = re.fullmatch(r"test:compat\.return:(\d+):[0-9a-f]{12}", first.event_id)
     assert shape is not None and taken_from <= int(shape[1]) < taken_from + 2000, first.event_id
 
     created = await asyncio.gather(
-        *(commands.test_job(container.store, "t", environment, "return-value", {}, None) for _ in range(30))
+        *(container.service.runs.test(environment, "return-value", {}, None) for _ in range(30))
     )
 
     event_ids = [c.event_id for c in created]

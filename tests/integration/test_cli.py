@@ -4,9 +4,8 @@ import os
 import subprocess
 import sys
 
-from app import commands
 from app.container import Container
-from app.environments import Authenticator, EnvironmentInfo
+from app.service.environments import Authenticator, EnvironmentInfo
 from tests.helpers import count, register
 from tests.node_endpoint import NodeEndpoint
 
@@ -25,7 +24,7 @@ async def test_migrate_and_env_create(container: Container, database_url: str, s
     assert created.returncode == 0, created.stderr
     key = created.stdout.split("API key: ")[1].strip()
     assert key.startswith("tr_prod_")
-    info = await container.authenticator.authenticate(key)
+    info = await container.service.authenticator.authenticate(key)
     assert info is not None and (info.slug, info.type) == ("prod", "PRODUCTION")
     duplicate = jobs_service(database_url, secret_key, "env", "create", "prod")
     assert duplicate.returncode == 1
@@ -42,7 +41,7 @@ async def test_projections_rebuild_shows_progress(
 ) -> None:
     await register(container, environment, compat_endpoint)
     for _ in range(3):
-        await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+        await container.service.runs.test(environment, "return-value", {}, None)
     rebuilt = jobs_service(database_url, secret_key, "projections", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "100%" in rebuilt.stderr
@@ -57,11 +56,11 @@ async def test_rotate_and_revoke_a_key(container: Container, database_url: str, 
     assert rotated.returncode == 0, rotated.stderr
     new_key = rotated.stdout.split("API key: ")[1].strip()
     assert new_key.startswith("tr_prod_") and new_key != old_key
-    fresh = Authenticator(container.engine, container.sealer)
+    fresh = Authenticator(container.reads, container.sealer)
     assert await fresh.authenticate(old_key) is None
     assert (await fresh.authenticate(new_key)) is not None
     revoked = jobs_service(database_url, secret_key, "env", "revoke-key", "ops")
     assert revoked.returncode == 0, revoked.stderr
-    assert await Authenticator(container.engine, container.sealer).authenticate(new_key) is None
+    assert await Authenticator(container.reads, container.sealer).authenticate(new_key) is None
     missing = jobs_service(database_url, secret_key, "env", "rotate-key", "nope")
     assert (missing.returncode, missing.stderr.strip()) == (1, "jobs-service: environment 'nope' not found")

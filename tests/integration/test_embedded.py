@@ -7,7 +7,7 @@ import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from app.embedded import EmbeddedKafka, EmbeddedPostgres
+from app.tools.embedded import EmbeddedKafka, EmbeddedPostgres
 
 
 def _gone(pid: int) -> bool:

@@ -10,10 +10,10 @@ from uuid import UUID
 import httpx
 from sqlalchemy import text
 
-from app.codec import encode_event
+from app.adapters.codec import encode_event
+from app.adapters.json_limits import UNRENDERABLE
 from app.container import Container
-from app.environments import EnvironmentInfo
-from app.json_limits import UNRENDERABLE
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from domain.runs import JobRun
 from tests import hostile

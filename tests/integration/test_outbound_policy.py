@@ -13,14 +13,14 @@ import httpx
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from app.adapters.endpoint_client import EndpointClient, EndpointError
+from app.adapters.messages import ExecuteJobRun, NotifyRun
+from app.adapters.url_policy import UrlPolicy, parse_networks
 from app.api import create_app
 from app.container import Container
-from app.endpoint_client import EndpointClient, EndpointError
-from app.executor import RunExecutor
-from app.messages import ExecuteJobRun, NotifyRun
-from app.notifier import Notifier
 from app.settings import Settings
-from app.url_policy import UrlPolicy, parse_networks
+from app.worker.executor import RunExecutor
+from app.worker.notifier import Notifier
 from domain.environments import EnvironmentType
 from domain.runs import JobRun
 from domain.status import RunStatus
@@ -150,7 +150,7 @@ async def test_a_run_whose_endpoint_rebinds_retries_with_the_refusal_and_its_cal
 ) -> None:
     container, hosts = guarded
     endpoint, inside = endpoint_and_inside
-    _, key = await container.environments.create("prod", EnvironmentType.PRODUCTION)
+    _, key = await container.service.environments.create("prod", EnvironmentType.PRODUCTION)
     hosts.names.update({"endpoint.test": ["127.0.0.1"], "callback.test": ["127.0.0.1"]})
     transport = httpx.ASGITransport(app=create_app(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
@@ -171,8 +171,8 @@ async def test_a_run_whose_endpoint_rebinds_retries_with_the_refusal_and_its_cal
     # connection pool and DNS cache know nothing of the earlier answers.
     hosts.names.update({"endpoint.test": ["127.0.0.2"], "callback.test": ["127.0.0.2"]})
     client = EndpointClient(container.url_policy, 5)
-    executor = RunExecutor(container.store, client, settings.execution_topic, settings.lease_seconds, container.sealer)
-    notifier = Notifier(container.store, client, settings.execution_topic, container.sealer)
+    executor = RunExecutor(container.service, client)
+    notifier = Notifier(container.service, client)
     try:
         (first,) = [m for m in await outbox_messages(container.engine) if isinstance(m, ExecuteJobRun)]
         assert await executor.handle(first) == "continued"

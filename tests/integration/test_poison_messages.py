@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 from sqlalchemy.exc import OperationalError
 
-from app import kafka
-from app.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, dead_letter_topic, encode_message
+from app.adapters import kafka
+from app.adapters.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, dead_letter_topic, encode_message
 from app.settings import Settings
-from app.worker import MAX_TRIES, Dispatcher, Worker
+from app.worker.consumer import MAX_TRIES, Dispatcher, Worker
 from tests.helpers import finished, start_test_run, wait_for
 
 POISON = 64

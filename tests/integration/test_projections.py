@@ -3,10 +3,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import commands
 from app.container import Container
-from app.environments import EnvironmentInfo
-from app.executor import RunExecutor
+from app.service.environments import EnvironmentInfo
+from app.worker.executor import RunExecutor
 from projections.rebuild import rebuild
 from projections.tables import READ_MODELS
 from tests.helpers import outbox_messages, register
@@ -30,8 +29,8 @@ async def test_a_rebuild_gives_exactly_the_live_rows(
     await register(container, environment, compat_endpoint)
     await register(container, environment, compat_endpoint)  # re-indexing updates rows in place
     for job in ("return-value", "throws", "return-value", "with-schema"):
-        await commands.test_job(container.store, "t", environment, job, {"n": 1}, None)
-    executor = RunExecutor(container.store, container.endpoint_client, "t", 30, container.sealer)
+        await container.service.runs.test(environment, job, {"n": 1}, None)
+    executor = RunExecutor(container.service, container.endpoint_client)
     for message in (await outbox_messages(container.engine))[:3]:  # the last run stays QUEUED
         await executor.handle(message)
     live = await snapshot(container.engine)

@@ -8,9 +8,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
-from app import kafka
+from app.adapters import kafka
+from app.adapters.outbox import Outbox
+from app.adapters.store import EventStore, OutboxMessage
 from app.settings import Settings
-from app.store import EventStore, OutboxMessage
 from relay.outbox_relay import OutboxRelay
 from tests.helpers import count
 
@@ -60,7 +61,7 @@ async def test_two_relays_publish_each_row_once_and_record_where_it_went(
     for producer in producers:
         await producer.start()
     try:
-        relays = [OutboxRelay(store.engine, p, batch_size=40) for p in producers]
+        relays = [OutboxRelay(Outbox(store.engine), p, batch_size=40) for p in producers]
 
         async def drain(relay: OutboxRelay) -> None:
             while await relay.publish_batch():
@@ -84,7 +85,7 @@ async def test_two_relays_publish_each_row_once_and_record_where_it_went(
         rows = await conn.execute(text("SELECT id, kafka_topic, kafka_partition, kafka_offset FROM outbox"))
         recorded = {str(id_): (topic_, partition, offset) for id_, topic_, partition, offset in rows}
     assert recorded == {headers["id"]: place for _, _, headers, place in received}
-    await store.acknowledge([int(i) for i in ids])  # what a worker does once it handled them
+    await Outbox(store.engine).acknowledge([int(i) for i in ids])  # what a worker does once it handled them
     assert await count(store.engine, "outbox") == 0
 
 
@@ -94,7 +95,7 @@ async def test_rows_due_later_wait_in_the_outbox(settings: Settings, store: Even
     producer = kafka.producer(settings)
     await producer.start()
     try:
-        assert await OutboxRelay(store.engine, producer).publish_batch() == 0
+        assert await OutboxRelay(Outbox(store.engine), producer).publish_batch() == 0
     finally:
         await producer.stop()
     assert await count(store.engine, "outbox") == 1
@@ -105,7 +106,7 @@ async def test_the_running_relay_wakes_on_notify(
 ) -> None:
     producer = kafka.producer(settings)
     await producer.start()
-    relay = OutboxRelay(store.engine, producer, poll_seconds=600)  # only a NOTIFY can wake it in time
+    relay = OutboxRelay(Outbox(store.engine), producer, poll_seconds=600)  # only a NOTIFY can wake it in time
     task = asyncio.create_task(relay.run())
     try:
         await asyncio.sleep(0.3)  # let it LISTEN and go idle
@@ -121,8 +122,8 @@ async def test_the_running_relay_wakes_on_notify(
 async def test_an_execution_carries_its_tags_as_a_header_on_its_priority_lane(
     settings: Settings, store: EventStore, consumer: AIOKafkaConsumer
 ) -> None:
-    from app.messages import lane_topics
-    from app.run_writes import execution_outbox
+    from app.adapters.messages import lane_topics
+    from app.service.writes import Topics
     from domain.runs import JobRun
 
     run = JobRun(
@@ -136,7 +137,7 @@ async def test_an_execution_carries_its_tags_as_a_header_on_its_priority_lane(
         tags=["blue", "fast"],
         priority=3,
     )
-    message = execution_outbox(settings.execution_topic, run, 1)
+    message = Topics(settings.execution_topic).execution(run, 1)
     assert message.topic == lane_topics(settings.execution_topic)[0]
     async with store.transaction() as uow:
         await uow.enqueue(message)
@@ -145,7 +146,7 @@ async def test_an_execution_carries_its_tags_as_a_header_on_its_priority_lane(
     producer = kafka.producer(settings)
     await producer.start()
     try:
-        assert await OutboxRelay(store.engine, producer).publish_batch() == 1
+        assert await OutboxRelay(Outbox(store.engine), producer).publish_batch() == 1
         (received,) = await consume(high, 1)
     finally:
         await producer.stop()

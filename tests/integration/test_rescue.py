@@ -9,12 +9,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 
-from app import kafka
+from app.adapters import kafka
+from app.adapters.messages import lane_topics
 from app.container import Container
-from app.environments import EnvironmentInfo
-from app.messages import lane_topics
-from app.rescuer import Rescuer
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
+from app.worker.rescuer import Rescuer
 from tests.helpers import count, finished, start_roles, start_test_run, stop_roles, wait_for
 from tests.node_endpoint import NodeEndpoint
 
@@ -42,7 +42,7 @@ async def rescuer(container: Container, settings: Settings) -> AsyncIterator[Res
     offsets = kafka.OffsetsReader(settings)
     await offsets.start()
     lanes = list(lane_topics(settings.execution_topic))
-    yield Rescuer(container.store, settings.execution_topic, 0.1, 1.0, offsets, lambda: lanes)
+    yield Rescuer(container.service, container.outbox, 0.1, 1.0, offsets, lambda: lanes)
     await offsets.stop()
 
 

@@ -19,13 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app import commands
+from app.adapters.db import alembic_config, migrate
+from app.adapters.reads import ReadModels
+from app.adapters.sealing import Sealer, SecretKeyError, generate_key
 from app.api import create_app
 from app.container import Container
-from app.db import alembic_config, migrate
-from app.environments import Authenticator, EnvironmentInfo, hash_key
 from app.roles import run_roles
-from app.sealing import Sealer, SecretKeyError, generate_key
+from app.service.environments import Authenticator, EnvironmentInfo, hash_key
 from app.settings import Settings
 from domain.environments import EnvironmentType
 from tests.helpers import register
@@ -103,7 +103,7 @@ async def stored_secret(engine: AsyncEngine, environment_id: UUID) -> str:
 
 
 async def test_no_row_of_any_table_holds_a_raw_key(container: Container) -> None:
-    environments = container.environments
+    environments = container.service.environments
     _, first = await environments.create("a", EnvironmentType.PRODUCTION)
     b_id, replaced = await environments.create("b", EnvironmentType.DEVELOPMENT)
     current = await environments.rotate_key("b")
@@ -116,14 +116,14 @@ async def test_no_row_of_any_table_holds_a_raw_key(container: Container) -> None
     for key in (first, replaced, current, "tr_dev_chosen_by_the_operator_1", "tr_dev_chosen_by_the_operator_2"):
         assert_nowhere(key, dumped)
     # Sealed, not lost: each environment's current key opens.
-    assert await container.authenticator.api_key(b_id) == current
-    assert await container.authenticator.api_key(c_id) == "tr_dev_chosen_by_the_operator_2"
+    assert await container.service.authenticator.api_key(b_id) == current
+    assert await container.service.authenticator.api_key(c_id) == "tr_dev_chosen_by_the_operator_2"
 
 
 async def test_a_key_list_opens_what_older_keys_sealed_and_secrets_rotate_reseals(
     container: Container, settings: Settings, secret_key: str
 ) -> None:
-    environment_id, key = await container.environments.create("ops", EnvironmentType.PRODUCTION)
+    environment_id, key = await container.service.environments.create("ops", EnvironmentType.PRODUCTION)
     legacy_id = await add_legacy_environment(
         container.engine, "legacy", "tr_prod_legacy_plain_text_key", "sealed_api_key"
     )
@@ -137,7 +137,7 @@ async def test_a_key_list_opens_what_older_keys_sealed_and_secrets_rotate_reseal
         )
     new = generate_key()
     both = Sealer(f"{new},{secret_key}")
-    assert await Authenticator(container.engine, both).api_key(environment_id) == key
+    assert await Authenticator(container.reads, both).api_key(environment_id) == key
 
     rotated = jobs_service(
         "secrets", "rotate", DATABASE_URL=settings.required_database_url, JOBS_SECRET_KEY=f"{new},{secret_key}"
@@ -145,11 +145,11 @@ async def test_a_key_list_opens_what_older_keys_sealed_and_secrets_rotate_reseal
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.strip() == "re-sealed 2 secrets with the first key of JOBS_SECRET_KEY"
 
-    only_new = Authenticator(container.engine, Sealer(new))
+    only_new = Authenticator(container.reads, Sealer(new))
     assert await only_new.api_key(environment_id) == key
     assert await only_new.api_key(legacy_id) == "tr_prod_legacy_plain_text_key"
     with pytest.raises(SecretKeyError, match="cannot be opened with any key of JOBS_SECRET_KEY"):
-        await Authenticator(container.engine, Sealer(secret_key)).api_key(environment_id)
+        await Authenticator(container.reads, Sealer(secret_key)).api_key(environment_id)
     dumped = await dump(container.engine)
     assert_nowhere(key, dumped)
     assert_nowhere("tr_prod_legacy_plain_text_key", dumped)
@@ -164,7 +164,7 @@ def test_a_role_refuses_to_start_without_a_key(role: str, settings: Settings) ->
 async def test_a_wrong_or_malformed_key_stops_a_process_with_one_clear_line(
     container: Container, settings: Settings, kafka_bootstrap: str
 ) -> None:
-    environment_id, _ = await container.environments.create("ops", EnvironmentType.PRODUCTION)
+    environment_id, _ = await container.service.environments.create("ops", EnvironmentType.PRODUCTION)
     before = await stored_secret(container.engine, environment_id)
     services = {"DATABASE_URL": settings.required_database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     wrong = generate_key()
@@ -186,7 +186,7 @@ async def test_the_api_answers_503_when_it_cannot_open_a_secret(
     container: Container, settings: Settings, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
 ) -> None:
     await register(container, environment, compat_endpoint)
-    run = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    run = await container.service.runs.test(environment, "return-value", {}, None)
     wrong = Container.create(replace(settings, secret_key=generate_key()))
     try:
         transport = httpx.ASGITransport(app=create_app(wrong))
@@ -245,7 +245,7 @@ async def test_keys_stored_in_plain_text_before_the_upgrade_are_sealed_when_a_ro
 
         assert_nowhere(legacy, await dump(engine))
         assert Sealer(secret_key).open(await stored_secret(engine, environment_id)) == legacy
-        found = await Authenticator(engine, Sealer(secret_key)).authenticate(legacy)
+        found = await Authenticator(ReadModels(engine), Sealer(secret_key)).authenticate(legacy)
         assert found is not None and found.slug == "old"
         with pytest.raises(Exception, match="holds sealed API keys, which SQL cannot open"):
             await asyncio.to_thread(command.downgrade, alembic_config(database_at_0004), "0004")

@@ -8,10 +8,9 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from app import commands
 from app.api import create_app
 from app.container import Container
-from app.environments import EnvironmentInfo
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from domain.environments import EnvironmentType
 from domain.runs import JobRun
@@ -44,7 +43,7 @@ async def test_every_path_but_health_needs_a_key(client: httpx.AsyncClient) -> N
 
 
 async def test_keys_are_stored_hashed_and_can_be_rotated_and_revoked(container: Container) -> None:
-    _, key = await container.environments.create("ops", EnvironmentType.PRODUCTION)
+    _, key = await container.service.environments.create("ops", EnvironmentType.PRODUCTION)
     digest = hashlib.sha256(key.encode()).hexdigest()
     assert await count(container.engine, "environments", "api_key_hash = :h", h=digest) == 1
     assert await count(container.engine, "events", "position(:k in convert_from(state, 'UTF8')) > 0", k=key) == 0
@@ -55,30 +54,30 @@ async def test_keys_are_stored_hashed_and_can_be_rotated_and_revoked(container: 
             return (await fresh.get("/api/v1/jobs", headers=bearer(api_key))).status_code
 
     assert await status(key) == 200
-    new_key = await container.environments.rotate_key("ops")
+    new_key = await container.service.environments.rotate_key("ops")
     assert (await status(key), await status(new_key)) == (401, 200)
-    await container.environments.revoke_key("ops")
+    await container.service.environments.revoke_key("ops")
     assert await status(new_key) == 401
 
 
 def container_with_fresh_cache(container: Container) -> Container:
     from dataclasses import replace
 
-    from app.environments import Authenticator
+    from app.service.environments import Authenticator
 
-    return replace(container, authenticator=Authenticator(container.engine, container.sealer))
+    return replace(container, authenticator=Authenticator(container.reads, container.sealer))
 
 
 async def test_another_environment_cannot_see_or_change_anything(
     client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
 ) -> None:
     await register(container, environment, compat_endpoint)
-    run = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    run = await container.service.runs.test(environment, "return-value", {}, None)
     sent = await client.post(
         "/api/v1/events", json={"event": {"id": "secret", "name": "x"}}, headers=bearer(environment.api_key)
     )
     assert sent.status_code == 200
-    _, prod_key = await container.environments.create("prod", EnvironmentType.PRODUCTION)
+    _, prod_key = await container.service.environments.create("prod", EnvironmentType.PRODUCTION)
     prod = bearer(prod_key)
     for method, path in [
         ("GET", f"/api/v2/runs/{run.run_id}"),
@@ -221,10 +220,8 @@ async def test_a_failed_registration_does_not_echo_what_the_target_answered(
 async def test_a_queued_run_of_a_revoked_environment_ends_unresolved_auth_and_continues_after_a_rotation(
     api: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, settings: Settings
 ) -> None:
-    await container.environments.revoke_key("test")
-    queued = await commands.test_job(
-        container.store, settings.execution_topic, environment, "return-value", {"n": 1}, None
-    )
+    await container.service.environments.revoke_key("test")
+    queued = await container.service.runs.test(environment, "return-value", {"n": 1}, None)
 
     async def ended() -> JobRun | None:
         run = await container.store.get(queued.run_id, JobRun)
@@ -241,7 +238,7 @@ async def test_a_queued_run_of_a_revoked_environment_ends_unresolved_auth_and_co
     assert events == ["RunCreated", "RunCompleted"], "the endpoint was not called"
 
     # The key the endpoint's deployment knows is rotated back in; the run continues and runs.
-    await container.environments.rotate_key("test", environment.api_key)
+    await container.service.environments.rotate_key("test", environment.api_key)
     continued = await api.post(f"/api/v1/runs/{queued.run_id}/continue")
     assert continued.json() == {"id": str(queued.run_id), "status": "QUEUED"}
     done = await finished(api, str(queued.run_id))

@@ -5,7 +5,7 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import text
 
-from app.store import ConcurrencyConflict, EventStore
+from app.adapters.store import ConcurrencyConflict, EventStore
 from domain.runs import JobRun
 
 

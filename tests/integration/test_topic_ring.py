@@ -8,12 +8,12 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 
-from app import kafka
+from app.adapters import kafka
+from app.adapters.messages import lane_topics
+from app.adapters.store import OutboxMessage
+from app.adapters.topic_ring import RING_SLOTS, RingKeeper, TopicRing
 from app.container import Container
-from app.messages import lane_topics
 from app.settings import Settings
-from app.store import OutboxMessage
-from app.topic_ring import RING_SLOTS, RingKeeper, TopicRing
 from tests.helpers import count, finished, start_roles, start_test_run, stop_roles, wait_for
 
 PERIOD = 1.0
@@ -76,7 +76,7 @@ async def test_a_slot_whose_messages_wait_to_be_handled_is_not_emptied(
             await asyncio.sleep(0.05)
         await wait_for(lambda: _all_published(container), timeout=30)
         ring = kafka.ring(settings)
-        keeper = RingKeeper(container.engine, settings.required_kafka, ring, [lane], settings.topic_partitions)
+        keeper = RingKeeper(container.outbox, settings.required_kafka, ring, [lane], settings.topic_partitions)
         await keeper.start()
         try:
             for _ in range(int(RING_SLOTS * PERIOD / 0.1)):

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from app.container import Container
-from app.environments import EnvironmentInfo
+from app.service.environments import EnvironmentInfo
 from domain.environments import EnvironmentType
 from tests.helpers import wait_for
 from tests.http_peer import HttpPeer
@@ -47,7 +47,7 @@ class ScriptedEndpoint(HttpPeer):
 
 @pytest.fixture
 async def production(container: Container) -> EnvironmentInfo:
-    environment_id, key = await container.environments.create("prod", EnvironmentType.PRODUCTION)
+    environment_id, key = await container.service.environments.create("prod", EnvironmentType.PRODUCTION)
     return EnvironmentInfo(environment_id, "prod", EnvironmentType.PRODUCTION, key)
 
 
@@ -102,7 +102,7 @@ async def test_no_answer_or_a_5xx_is_retried_with_backoff(
 async def test_a_development_environment_fails_at_the_first_failure(
     stack: httpx.AsyncClient, container: Container, events_of: Any
 ) -> None:
-    environment_id, key = await container.environments.create("dev", EnvironmentType.DEVELOPMENT)
+    environment_id, key = await container.service.environments.create("dev", EnvironmentType.DEVELOPMENT)
     env = EnvironmentInfo(environment_id, "dev", EnvironmentType.DEVELOPMENT, key)
     async with ScriptedEndpoint([(503, "down"), SUCCESS]) as endpoint:
         run = await run_once(stack, env, endpoint)

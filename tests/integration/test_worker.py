@@ -5,14 +5,14 @@ from uuid import UUID
 import pytest
 from sqlalchemy import text
 
-from app import commands, kafka
+from app import kafka
+from app.adapters.messages import dead_letter_topic, encode_message
 from app.container import Container
-from app.environments import EnvironmentInfo
-from app.executor import RunExecutor
-from app.messages import dead_letter_topic, encode_message
-from app.notifier import Notifier
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
-from app.worker import DeadLetters, Dispatcher, Worker
+from app.worker.consumer import DeadLetters, Dispatcher, Worker
+from app.worker.executor import RunExecutor
+from app.worker.notifier import Notifier
 from domain.runs import JobRun
 from domain.status import RunStatus
 from tests.helpers import count, outbox_messages, register, wait_for
@@ -21,9 +21,7 @@ from tests.node_endpoint import NodeEndpoint
 
 @pytest.fixture
 async def executor(container: Container, settings: Settings) -> RunExecutor:
-    return RunExecutor(
-        container.store, container.endpoint_client, settings.execution_topic, settings.lease_seconds, container.sealer
-    )
+    return RunExecutor(container.service, container.endpoint_client)
 
 
 async def event_types(container: Container, run_id: UUID) -> list[str]:
@@ -34,7 +32,7 @@ async def test_a_run_that_returns_succeeds_with_its_output(
     container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint, executor: RunExecutor
 ) -> None:
     await register(container, environment, compat_endpoint)
-    created = await commands.test_job(container.store, "t", environment, "return-value", {"hello": "world"}, None)
+    created = await container.service.runs.test(environment, "return-value", {"hello": "world"}, None)
     (message,) = await outbox_messages(container.engine)
     assert await executor.handle(message) == "completed"
     run = await container.store.get(created.run_id, JobRun)
@@ -51,7 +49,7 @@ async def test_a_run_that_throws_fails_with_the_error(
     container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint, executor: RunExecutor
 ) -> None:
     await register(container, environment, compat_endpoint)
-    created = await commands.test_job(container.store, "t", environment, "throws", None, None)
+    created = await container.service.runs.test(environment, "throws", None, None)
     (message,) = await outbox_messages(container.engine)
     await executor.handle(message)
     run = await container.store.get(created.run_id, JobRun)
@@ -65,7 +63,7 @@ async def test_an_invalid_payload_ends_the_run_as_invalid_payload(
     container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint, executor: RunExecutor
 ) -> None:
     await register(container, environment, compat_endpoint)
-    created = await commands.test_job(container.store, "t", environment, "with-schema", {"n": "x"}, None)
+    created = await container.service.runs.test(environment, "with-schema", {"n": "x"}, None)
     (message,) = await outbox_messages(container.engine)
     await executor.handle(message)
     run = await container.store.get(created.run_id, JobRun)
@@ -77,7 +75,7 @@ async def test_the_same_message_twice_completes_the_run_once(
     container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint, executor: RunExecutor
 ) -> None:
     await register(container, environment, compat_endpoint)
-    created = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    created = await container.service.runs.test(environment, "return-value", {}, None)
     (message,) = await outbox_messages(container.engine)
     outcomes = await asyncio.gather(executor.handle(message), executor.handle(message))
     assert sorted(outcomes) == ["completed", "duplicate"]
@@ -93,7 +91,7 @@ async def test_a_worker_in_the_consumer_group_skips_a_redelivered_message(
     executor: RunExecutor,
 ) -> None:
     await register(container, environment, compat_endpoint)
-    created = await commands.test_job(container.store, "t", environment, "return-value", {}, None)
+    created = await container.service.runs.test(environment, "return-value", {}, None)
     (message,) = await outbox_messages(container.engine)
     await kafka.ensure_topics(settings)
     producer = kafka.producer(settings)
@@ -103,9 +101,10 @@ async def test_a_worker_in_the_consumer_group_skips_a_redelivered_message(
     await producer.send_and_wait(settings.execution_topic, b"not a message", key=b"junk")
     consumer = kafka.consumer(settings, settings.execution_topic)
     await consumer.start()
-    notifier = Notifier(container.store, container.endpoint_client, settings.execution_topic, container.sealer)
+    notifier = Notifier(container.service, container.endpoint_client)
     dead_letters = DeadLetters(producer, dead_letter_topic(settings.execution_topic))
-    worker = Worker(consumer, Dispatcher(executor, notifier), concurrency=8, dead_letters=dead_letters)
+    dispatcher = Dispatcher(container.service, executor, notifier)
+    worker = Worker(consumer, dispatcher, concurrency=8, dead_letters=dead_letters)
     task = asyncio.create_task(worker.run())
     try:
         await wait_for(lambda: _handled(executor, worker), timeout=60)

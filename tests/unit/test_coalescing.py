@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from app.coalesce import Coalescer
-from app.ttl_cache import TtlCache
+from app.adapters.coalesce import Coalescer
+from app.adapters.ttl_cache import TtlCache
 
 
 async def test_calls_arriving_together_are_handled_in_batches_with_their_own_outcomes() -> None:

@@ -1,7 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from app.codec import decode_event, encode_event
+from app.adapters.codec import decode_event, encode_event
 from domain.runs import JobRun
 from domain.status import RunStatus
 from projections import tables

@@ -1,7 +1,7 @@
 import msgspec
 import pytest
 
-from app.json_limits import (
+from app.adapters.json_limits import (
     MAX_DEPTH,
     MAX_STORED_DEPTH,
     UNRENDERABLE,

@@ -4,8 +4,8 @@ import ipaddress
 
 import pytest
 
+from app.adapters.url_policy import UrlPolicy, parse_networks, permitted, reached_addresses
 from app.errors import ClientError
-from app.url_policy import UrlPolicy, parse_networks, permitted, reached_addresses
 
 ip = ipaddress.ip_address
 LOOPBACK_V4 = parse_networks("127.0.0.0/8")

@@ -1,0 +1,48 @@
+"""The database engine and migrations."""
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+import migrations
+from app.adapters.json_limits import decode_stored
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _dumps(value: object) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # No ping per checkout (it doubled the round trips of a request): a connection that a database
+        # restart broke fails once, SQLAlchemy then drops the whole pool, and the caller answers 503.
+        pool_timeout=5,
+        # Fail fast when the database is down: callers answer 503 instead of hanging.
+        connect_args={"timeout": 5, "command_timeout": 60},
+        json_serializer=_dumps,
+        json_deserializer=decode_stored,
+    )
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate_sync(url: str) -> None:
+    command.upgrade(alembic_config(url), "head")
+
+
+async def migrate(url: str) -> None:
+    await asyncio.to_thread(migrate_sync, url)

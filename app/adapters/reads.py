@@ -1,0 +1,183 @@
+"""The read side: every query of the read models (and of the tables beside them), in one place.
+
+The service answers from here what it does not fold from an aggregate's own events."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row, and_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.expression import cast
+
+from domain.status import TERMINAL
+from projections import tables
+
+MAX_TAKE = 50
+RUNS = tables.run_status
+
+_RUN = text("SELECT * FROM run_status WHERE id = :id AND environment_id = :env")
+_RUNS_OF_EVENT = text(
+    "SELECT id, status, started_at, completed_at FROM run_status "
+    "WHERE environment_id = :env AND event_record_id = :record ORDER BY created_at"
+)
+_OPEN_RUNS_OF_JOB = text(
+    "SELECT id FROM run_status WHERE environment_id = :env AND job_slug = :job AND NOT (status = ANY(:terminal))"
+)
+_EXPIRED_LEASES = text(
+    "SELECT id FROM run_status WHERE status = 'EXECUTING' AND lease_until < now() ORDER BY lease_until LIMIT :n"
+)
+# Due to execute, with no message for it anywhere: no outbox row, published or not.
+_ORPHANED = text(
+    "SELECT id FROM run_status r WHERE status IN ('QUEUED', 'WAITING_TO_EXECUTE', 'WAITING_TO_CONTINUE') "
+    "AND next_due_at < now() - make_interval(secs => :grace) "
+    "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = r.id::text) ORDER BY next_due_at LIMIT :n"
+)
+_JOBS = text(
+    "SELECT slug, title, latest_version, event_name, endpoint_id, created_at, updated_at FROM jobs "
+    "WHERE environment_id = :env ORDER BY slug"
+)
+_JOB = text(
+    "SELECT slug, title, latest_version, event_name, endpoint_id, created_at, updated_at FROM jobs "
+    "WHERE environment_id = :env AND slug = :slug"
+)
+_VERSIONS = text(
+    "SELECT version, endpoint_id, metadata, created_at, updated_at FROM job_versions "
+    "WHERE environment_id = :env AND job_slug = :slug ORDER BY created_at DESC, version DESC"
+)
+_JOB_VERSION = text(
+    "SELECT v.job_slug, v.version, v.endpoint_id, v.metadata FROM job_versions v "
+    "WHERE v.environment_id = :env AND v.job_slug = :slug "
+    "AND v.version = COALESCE(:version, (SELECT latest_version FROM jobs j "
+    "WHERE j.environment_id = :env AND j.slug = :slug))"
+)
+_LATEST_VERSIONS = text(
+    "SELECT v.job_slug, v.version, v.endpoint_id, v.metadata FROM jobs j JOIN job_versions v "
+    "ON v.environment_id = j.environment_id AND v.job_slug = j.slug AND v.version = j.latest_version "
+    "WHERE j.environment_id = :env"
+)
+# The secret is joined from the outside: an environment whose key was revoked still finds its endpoint.
+_ENDPOINT_TARGET = text(
+    "SELECT ep.url, e.slug, e.type, s.sealed_api_key, v.metadata FROM endpoints ep "
+    "JOIN environments e ON e.id = ep.environment_id "
+    "LEFT JOIN environment_secrets s ON s.environment_id = e.id "
+    "LEFT JOIN job_versions v ON v.environment_id = e.id AND v.job_slug = :job AND v.version = :version "
+    "WHERE ep.id = :endpoint_id"
+)
+_NOTIFICATION_CONTEXT = text(
+    "SELECT e.slug, e.type, s.sealed_api_key, ep.url, r.completed_at FROM environments e "
+    "JOIN environment_secrets s ON s.environment_id = e.id "
+    "JOIN endpoints ep ON ep.id = :endpoint_id "
+    "JOIN run_status r ON r.id = :run_id WHERE e.id = :env"
+)
+_ENVIRONMENT_BY_HASH = text("SELECT id, slug, type FROM environments WHERE api_key_hash = :hash")
+_ENVIRONMENT_ID = text("SELECT id FROM environments WHERE slug = :slug")
+_SEALED_KEY = text("SELECT sealed_api_key FROM environment_secrets WHERE environment_id = :id")
+_PING = text("SELECT 1")
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    job: str | None = None
+    status: str | None = None
+    tag: str | None = None
+
+
+class ReadModels:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def _all(self, query: Any, **params: Any) -> Sequence[Row[Any]]:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query, params)).all()
+
+    async def _first(self, query: Any, **params: Any) -> Row[Any] | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query, params)).first()
+
+    async def ping(self) -> None:
+        await self._first(_PING)
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    async def run(self, environment_id: UUID, run_id: UUID) -> Row[Any] | None:
+        return await self._first(_RUN, id=run_id, env=environment_id)
+
+    async def runs(
+        self, environment_id: UUID, where: RunFilter, take: int, cursor: UUID | None
+    ) -> tuple[Sequence[Row[Any]], bool]:
+        """A page of runs, newest first, after the run `cursor` names; and whether more follow."""
+        conditions = [RUNS.c.environment_id == environment_id]
+        if where.job is not None:
+            conditions.append(RUNS.c.job_slug == where.job)
+        if where.status is not None:
+            conditions.append(RUNS.c.status == where.status)
+        if where.tag is not None:
+            conditions.append(RUNS.c.tags.contains(cast([where.tag], JSONB)))
+        async with self.engine.connect() as conn:
+            if cursor is not None:
+                after = (await conn.execute(select(RUNS.c.created_at).where(RUNS.c.id == cursor))).scalar()
+                if after is not None:
+                    conditions.append(tuple_(RUNS.c.created_at, RUNS.c.id) < tuple_(after, cursor))
+            query = select(RUNS).where(and_(*conditions)).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+            rows = (await conn.execute(query.limit(take + 1))).all()
+        return rows[:take], len(rows) > take
+
+    async def runs_of_event(self, environment_id: UUID, record_id: UUID) -> Sequence[Row[Any]]:
+        return await self._all(_RUNS_OF_EVENT, env=environment_id, record=record_id)
+
+    async def open_runs_of_job(self, environment_id: UUID, job_slug: str) -> list[UUID]:
+        rows = await self._all(
+            _OPEN_RUNS_OF_JOB, env=environment_id, job=job_slug, terminal=[s.value for s in TERMINAL]
+        )
+        return [row.id for row in rows]
+
+    async def rescue_candidates(self, lock: int, grace_seconds: float, limit: int) -> tuple[list[UUID], list[UUID]]:
+        """Runs whose attempt's lease expired, and runs due with no message at all for `grace_seconds`; none
+        when another process holds the advisory `lock` (one rescuer looks at a time)."""
+        async with self.engine.begin() as conn:
+            if not (await conn.execute(_TRY_LOCK, {"key": lock})).scalar():
+                return [], []
+            expired = (await conn.execute(_EXPIRED_LEASES, {"n": limit})).scalars().all()
+            orphaned = (await conn.execute(_ORPHANED, {"grace": grace_seconds, "n": limit})).scalars().all()
+        return list(expired), list(orphaned)
+
+    # -- catalog ------------------------------------------------------------------------------------
+
+    async def jobs(self, environment_id: UUID) -> Sequence[Row[Any]]:
+        return await self._all(_JOBS, env=environment_id)
+
+    async def job(self, environment_id: UUID, slug: str) -> Row[Any] | None:
+        return await self._first(_JOB, env=environment_id, slug=slug)
+
+    async def job_versions(self, environment_id: UUID, slug: str) -> Sequence[Row[Any]]:
+        return await self._all(_VERSIONS, env=environment_id, slug=slug)
+
+    async def job_version(self, environment_id: UUID, slug: str, version: str | None) -> Row[Any] | None:
+        """The version named, or the job's latest one."""
+        return await self._first(_JOB_VERSION, env=environment_id, slug=slug, version=version)
+
+    async def latest_versions(self, environment_id: UUID) -> Sequence[Row[Any]]:
+        return await self._all(_LATEST_VERSIONS, env=environment_id)
+
+    async def endpoint_target(self, endpoint_id: UUID, job_slug: str, version: str) -> Row[Any] | None:
+        return await self._first(_ENDPOINT_TARGET, endpoint_id=endpoint_id, job=job_slug, version=version)
+
+    async def notification_context(self, environment_id: UUID, endpoint_id: UUID, run_id: UUID) -> Row[Any] | None:
+        return await self._first(_NOTIFICATION_CONTEXT, env=environment_id, endpoint_id=endpoint_id, run_id=run_id)
+
+    # -- environments -------------------------------------------------------------------------------
+
+    async def environment_by_key_hash(self, digest: str) -> Row[Any] | None:
+        return await self._first(_ENVIRONMENT_BY_HASH, hash=digest)
+
+    async def environment_id(self, slug: str) -> UUID | None:
+        row = await self._first(_ENVIRONMENT_ID, slug=slug)
+        return None if row is None else row.id
+
+    async def sealed_key(self, environment_id: UUID) -> str | None:
+        row = await self._first(_SEALED_KEY, id=environment_id)
+        return None if row is None else str(row.sealed_api_key)

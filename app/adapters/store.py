@@ -1,0 +1,223 @@
+"""The async event store on PostgreSQL: append with optimistic concurrency, load, read all in order.
+
+What a write changes shares one transaction (a UnitOfWork): its events, the read-model changes they make,
+its outbox rows, and what lies beside the events (the sealed API keys, a run's withdrawn executions).
+"""
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID
+
+import msgspec
+from eventsourcing.domain import Aggregate
+from sqlalchemy import Row, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.adapters.coalesce import Coalescer
+from app.adapters.codec import DomainEvent, decode_event, encode_event
+from app.adapters.group_commit import Write, group_commit
+from projections.apply import apply_live
+from projections.registry import changes_for
+
+A = TypeVar("A", bound=Aggregate)
+
+_INSERT_EVENT = text(
+    "INSERT INTO events (originator_id, originator_version, topic, state) VALUES (:id, :version, :topic, :state)"
+)
+_INSERT_OUTBOX = text(
+    "INSERT INTO outbox (topic, key, value, headers, available_at) "
+    "VALUES (:topic, :key, :value, CAST(:headers AS jsonb), COALESCE(:available_at, now()))"
+)
+_WITHDRAW_EXECUTIONS = text("DELETE FROM outbox WHERE key = :key AND headers ->> 'type' = 'ExecuteJobRun'")
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))")
+_EXECUTING = text(
+    "SELECT count(*) FROM run_status WHERE environment_id = :env AND concurrency_key = :key AND status = 'EXECUTING'"
+)
+_SAVE_SECRET = text(
+    "INSERT INTO environment_secrets (environment_id, sealed_api_key) VALUES (:id, :sealed) "
+    "ON CONFLICT (environment_id) DO UPDATE SET sealed_api_key = EXCLUDED.sealed_api_key"
+)
+_DELETE_SECRET = text("DELETE FROM environment_secrets WHERE environment_id = :id")
+_UPDATE_SECRET = text("UPDATE environment_secrets SET sealed_api_key = :sealed WHERE environment_id = :id")
+# Row locks make concurrent start-ups (and a rotation beside them) take turns: each row is sealed once.
+_SECRETS = text(
+    "SELECT s.environment_id, coalesce(e.slug, s.environment_id::text) AS slug, s.sealed_api_key "
+    "FROM environment_secrets s LEFT JOIN environments e ON e.id = s.environment_id ORDER BY 2 FOR UPDATE OF s"
+)
+_SECRETS_STARTING = text(
+    "SELECT environment_id, sealed_api_key FROM environment_secrets WHERE starts_with(sealed_api_key, :prefix) "
+    "FOR UPDATE"
+)
+_LOAD = text(
+    "SELECT originator_version, topic, state FROM events WHERE originator_id = :id ORDER BY originator_version"
+)
+_LOAD_MANY = text(
+    "SELECT originator_id, originator_version, topic, state FROM events WHERE originator_id = ANY(:ids) "
+    "ORDER BY originator_id, originator_version"
+)
+# Only below the oldest running transaction: a reader must not pass an event that commits later
+# with a lower position (the commit-order gap).
+_READ_ALL = text(
+    "SELECT position, originator_id, originator_version, topic, state FROM events "
+    "WHERE position > :after AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY position LIMIT :limit"
+)
+
+_READ_COMMITTED = text(
+    "SELECT position, originator_id, originator_version, topic, state FROM events "
+    "WHERE position > :after ORDER BY position LIMIT :limit"
+)
+
+
+class ConcurrencyConflict(Exception):
+    """Another writer appended to the same aggregate first."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    available_at: Any = None
+
+
+class UnitOfWork:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def save(self, *aggregates: Aggregate) -> list[DomainEvent]:
+        events: list[DomainEvent] = [e for aggregate in aggregates for e in aggregate.collect_events()]
+        await self.append(events)
+        return events
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        if not events:
+            return
+        rows = []
+        for event in events:
+            stored = encode_event(event)
+            rows.append(
+                {
+                    "id": stored.originator_id,
+                    "version": stored.originator_version,
+                    "topic": stored.topic,
+                    "state": stored.state,
+                }
+            )
+        try:
+            await self.conn.execute(_INSERT_EVENT, rows)
+        except IntegrityError as error:
+            if "events_pkey" in str(error.orig):
+                raise ConcurrencyConflict(str(error.orig)) from None
+            raise
+        await apply_live(self.conn, changes_for(events))
+
+    async def withdraw_executions(self, key: str) -> None:
+        """Delete the execution rows of the run `key` names (what a cancel withdraws)."""
+        await self.conn.execute(_WITHDRAW_EXECUTIONS, {"key": key})
+
+    async def lock(self, name: str) -> None:
+        """Take turns with every other transaction that locks `name`, until this one ends."""
+        await self.conn.execute(_LOCK, {"lock": name})
+
+    async def executing(self, environment_id: UUID, concurrency_key: str) -> int:
+        """How many runs sharing the concurrency key execute now (take the key's lock first)."""
+        params = {"env": environment_id, "key": concurrency_key}
+        return int((await self.conn.execute(_EXECUTING, params)).scalar_one())
+
+    async def save_secret(self, environment_id: UUID, sealed: str) -> None:
+        await self.conn.execute(_SAVE_SECRET, {"id": environment_id, "sealed": sealed})
+
+    async def delete_secret(self, environment_id: UUID) -> None:
+        await self.conn.execute(_DELETE_SECRET, {"id": environment_id})
+
+    async def secrets(self, starting_with: str | None = None) -> Sequence[Row[Any]]:
+        """Every sealed key (environment_id, slug, sealed_api_key), or those starting with a prefix; locked
+        until the transaction ends."""
+        if starting_with is None:
+            return (await self.conn.execute(_SECRETS)).all()
+        return (await self.conn.execute(_SECRETS_STARTING, {"prefix": starting_with})).all()
+
+    async def update_secrets(self, sealed: dict[UUID, str]) -> None:
+        if sealed:
+            await self.conn.execute(_UPDATE_SECRET, [{"id": key, "sealed": value} for key, value in sealed.items()])
+
+    async def enqueue(self, *messages: OutboxMessage) -> None:
+        await self.conn.execute(
+            _INSERT_OUTBOX,
+            [
+                {
+                    "topic": m.topic,
+                    "key": m.key,
+                    "value": m.value,
+                    "headers": msgspec.json.encode(m.headers).decode(),
+                    "available_at": m.available_at,
+                }
+                for m in messages
+            ],
+        )
+
+
+class EventStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._commits = group_commit(self.transaction)
+        self._loads: Coalescer[UUID, list[DomainEvent]] = Coalescer(self._load_many)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        async with self.engine.begin() as conn:
+            yield UnitOfWork(conn)
+
+    async def save(self, *aggregates: Aggregate) -> list[DomainEvent]:
+        async with self.transaction() as uow:
+            return await uow.save(*aggregates)
+
+    async def commit(self, events: Sequence[DomainEvent], messages: Sequence[OutboxMessage] = ()) -> None:
+        """Append the events and enqueue the messages atomically, in a transaction shared with other
+        concurrent commits of this process (see app.adapters.group_commit)."""
+        await self._commits(Write(events, messages))
+
+    async def load_events(self, aggregate_id: UUID, conn: AsyncConnection | None = None) -> list[DomainEvent]:
+        """The aggregate's events; outside a transaction, concurrent loads share one query."""
+        if conn is None:
+            return await self._loads(aggregate_id)
+        result = await conn.execute(_LOAD, {"id": aggregate_id})
+        return [decode_event(aggregate_id, version, topic, state) for version, topic, state in result]
+
+    async def _load_many(self, aggregate_ids: list[UUID]) -> list[list[DomainEvent] | BaseException]:
+        async with self.engine.connect() as conn:
+            result = await conn.execute(_LOAD_MANY, {"ids": list(set(aggregate_ids))})
+        found: dict[UUID, list[DomainEvent]] = {}
+        for originator_id, version, topic, state in result:
+            found.setdefault(originator_id, []).append(decode_event(originator_id, version, topic, state))
+        return [found.get(aggregate_id, []) for aggregate_id in aggregate_ids]
+
+    async def get(self, aggregate_id: UUID, cls: type[A], conn: AsyncConnection | None = None) -> A | None:
+        events = await self.load_events(aggregate_id, conn)
+        aggregate: Any = None
+        for event in events:
+            aggregate = event.mutate(aggregate)
+        if aggregate is not None and not isinstance(aggregate, cls):
+            raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {cls.__name__}")
+        return aggregate
+
+    async def read_all(
+        self, after: int = 0, limit: int = 1000, conn: AsyncConnection | None = None
+    ) -> list[tuple[int, DomainEvent]]:
+        """Events after `after` in global order. On a given connection (one that holds the events table
+        locked against writers, as a rebuild does) every committed event is read; otherwise only those
+        below the oldest running transaction."""
+        if conn is None:
+            async with self.engine.connect() as own:
+                result = await own.execute(_READ_ALL, {"after": after, "limit": limit})
+        else:
+            result = await conn.execute(_READ_COMMITTED, {"after": after, "limit": limit})
+        return [
+            (position, decode_event(originator_id, version, topic, state))
+            for position, originator_id, version, topic, state in result.all()
+        ]

@@ -1,0 +1,120 @@
+"""Endpoints and the jobs their indexes describe: registering, the versions runs are made of, and where a
+run's endpoint is called."""
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Row
+
+from app.adapters.endpoint_client import EndpointClient, EndpointError
+from app.adapters.reads import ReadModels
+from app.adapters.sealing import Sealer
+from app.adapters.store import EventStore
+from app.adapters.ttl_cache import TtlCache
+from app.adapters.url_policy import UrlPolicy
+from app.errors import NotFound, Unprocessable
+from app.service.environments import EnvironmentInfo
+from domain import ids
+from domain.endpoints import Endpoint
+from domain.environments import EnvironmentType
+from domain.jobs import JobVersion, is_enabled
+
+CACHE_SECONDS = 2.0  # job versions and endpoint targets: every TestJob and every execution asks
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how a run's endpoint is called."""
+
+    url: str
+    environment_slug: str
+    environment_type: EnvironmentType
+    api_key: str | None  # None: the environment's key was revoked
+    version_enabled: bool
+
+
+class Catalog:
+    def __init__(
+        self, store: EventStore, reads: ReadModels, client: EndpointClient, url_policy: UrlPolicy, sealer: Sealer
+    ) -> None:
+        self.store = store
+        self.reads = reads
+        self.client = client
+        self.url_policy = url_policy
+        self.sealer = sealer
+        self._versions: TtlCache[tuple[UUID, str, str, str | None], JobVersion] = TtlCache(
+            self._load_version, CACHE_SECONDS
+        )
+        self._targets: TtlCache[tuple[str, str, str], Target | None] = TtlCache(self._load_target, CACHE_SECONDS)
+
+    async def register_endpoint(self, env: EnvironmentInfo, slug: str, url: str) -> Endpoint:
+        """Index the endpoint (INDEX_ENDPOINT) and record what it answered."""
+        await self.url_policy.check(url, "url")
+        try:
+            jobs = await self.client.index(url, env.api_key)
+        except EndpointError as error:
+            raise Unprocessable(f"could not index endpoint {slug!r}: {error}") from None
+        endpoint_id = ids.endpoint_id(str(env.id), slug)
+        endpoint = await self.store.get(endpoint_id, Endpoint)
+        if endpoint is None:
+            endpoint = Endpoint(id=endpoint_id, environment_id=str(env.id), slug=slug, url=url)
+        elif endpoint.url != url:
+            endpoint.change_url(url=url)
+        endpoint.index(jobs)
+        await self.store.save(endpoint)
+        return endpoint
+
+    async def job_version(self, env: EnvironmentInfo, job_slug: str, version: str | None) -> JobVersion:
+        """The job's version (its latest when none is named)."""
+        return await self._versions.get((env.id, env.slug, job_slug, version))
+
+    async def _load_version(self, key: tuple[UUID, str, str, str | None]) -> JobVersion:
+        environment_id, environment_slug, job_slug, version = key
+        row = await self.reads.job_version(environment_id, job_slug, version)
+        if row is None:
+            what = f"version {version!r} of job {job_slug!r}" if version else f"job {job_slug!r}"
+            raise NotFound(f"{what} not found in environment {environment_slug!r}")
+        return _version(row)
+
+    async def latest_versions(self, environment_id: UUID) -> list[JobVersion]:
+        return [_version(row) for row in await self.reads.latest_versions(environment_id)]
+
+    async def jobs(self, env: EnvironmentInfo) -> list[Row[Any]]:
+        return list(await self.reads.jobs(env.id))
+
+    async def job(self, env: EnvironmentInfo, job_slug: str) -> tuple[Row[Any], list[Row[Any]]]:
+        """The job and its versions, newest first."""
+        job = await self.reads.job(env.id, job_slug)
+        if job is None:
+            raise NotFound(f"job {job_slug!r} not found")
+        return job, list(await self.reads.job_versions(env.id, job_slug))
+
+    async def versions(self, env: EnvironmentInfo, job_slug: str) -> list[Row[Any]]:
+        versions = list(await self.reads.job_versions(env.id, job_slug))
+        if not versions:
+            raise NotFound(f"job {job_slug!r} not found")
+        return versions
+
+    async def target(self, endpoint_id: str, job_slug: str, job_version: str) -> Target | None:
+        """Where and how to call a run's endpoint (None: it is gone); kept for a moment, since runs of a job come
+        in crowds."""
+        key = (endpoint_id, job_slug, job_version)
+        target = await self._targets.get(key)
+        if target is not None and target.api_key is None:
+            # Revoked a moment ago may be rotated in by now, and the run continued: ask again, it is rare.
+            target = await self._load_target(key)
+        return target
+
+    async def _load_target(self, key: tuple[str, str, str]) -> Target | None:
+        endpoint_id, job_slug, job_version = key
+        row = await self.reads.endpoint_target(UUID(endpoint_id), job_slug, job_version)
+        if row is None:
+            return None
+        api_key = None if row.sealed_api_key is None else self.sealer.open(row.sealed_api_key)
+        enabled = row.metadata is None or is_enabled(row.metadata)
+        return Target(row.url, row.slug, EnvironmentType(row.type), api_key, enabled)
+
+
+def _version(row: Row[Any]) -> JobVersion:
+    return JobVersion.from_metadata(row.job_slug, row.version, str(row.endpoint_id), row.metadata)

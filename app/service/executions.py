@@ -1,0 +1,137 @@
+"""The write side of executing runs: starting an attempt (within its concurrency limit), holding its lease,
+recording how it ended; and rescuing attempts whose worker died or whose message is nowhere."""
+
+import asyncio
+import logging
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from app.adapters.store import ConcurrencyConflict, EventStore
+from app.errors import NotFound
+from app.service.writes import CONFLICT_RETRIES, RunWriter
+from domain import execution
+from domain.environments import EnvironmentType
+from domain.event_records import EventRecord
+from domain.runs import JobRun, NextExecution
+from domain.status import RunStatus
+
+log = logging.getLogger(__name__)
+
+CONCURRENCY_RECHECK = timedelta(milliseconds=200)
+
+
+class Executions:
+    def __init__(self, store: EventStore, writer: RunWriter, lease: timedelta) -> None:
+        self.store = store
+        self.writer = writer
+        self.lease = lease
+
+    async def load(self, run_id: UUID, event_record_id: UUID) -> tuple[JobRun | None, EventRecord | None]:
+        """The run and its event record (in one query: concurrent loads are coalesced)."""
+        run, record = await asyncio.gather(self.store.get(run_id, JobRun), self.store.get(event_record_id, EventRecord))
+        return run, record
+
+    async def end_before_executing(self, run: JobRun, status: RunStatus, reason: str) -> bool:
+        """End the run without calling its endpoint; False when another writer changed it first."""
+        run.complete(status, error={"message": reason, "name": "Error"})
+        return await self.writer.try_commit(run)
+
+    async def start(self, run: JobRun, attempt: int) -> datetime | str:
+        """Start the attempt, unless the run's concurrency limit is reached: then it waits, as a later message.
+        Returns when it started, or why it did not ("deferred", "duplicate")."""
+        try:
+            if not (run.concurrency_key and run.concurrency_limit):
+                started = datetime.now(UTC)
+                run.start(attempt, started, self.lease)
+                await self.writer.commit(run)
+                return started
+            async with self.store.transaction() as uow:
+                # Starts of runs that share a key take turns, so the count below cannot be raced.
+                await uow.lock(f"{run.environment_id}:{run.concurrency_key}")
+                if await uow.executing(UUID(run.environment_id), run.concurrency_key) >= run.concurrency_limit:
+                    due = datetime.now(UTC) + CONCURRENCY_RECHECK * (1 + random.random())
+                    await uow.enqueue(self.writer.topics.execution(run, attempt, due))
+                    return "deferred"
+                # Started only now, after the slot was taken: no start is dated before a slot was free.
+                started = datetime.now(UTC)
+                run.start(attempt, started, self.lease)
+                await self.writer.save(uow, run)
+        except ConcurrencyConflict:
+            log.info("run %s changed meanwhile (another worker); skipped", run.id)
+            return "duplicate"
+        return started
+
+    async def extend_lease(self, run_id: UUID, attempt: int) -> None:
+        until = datetime.now(UTC) + self.lease
+
+        def extend(run: JobRun) -> bool:
+            return run.extend_lease(attempt, until)
+
+        await self.writer.change(run_id, None, extend)
+
+    async def finish(
+        self,
+        run: JobRun,
+        attempt: int,
+        outcome: execution.Outcome,
+        subscriptions: dict[str, bool] | None,
+        started: datetime,
+        environment_type: EnvironmentType,
+    ) -> str:
+        """Record the outcome on the run. The SDK may have written tasks to it meanwhile (and the lease was
+        extended): on a conflict the run is read again and the outcome applied to it as it is now."""
+        for _ in range(CONFLICT_RETRIES):
+            next_execution: NextExecution | None = None
+            if not run.executing(attempt):
+                log.warning(
+                    "run %s: the answer of attempt %d came after the run moved on (%s, attempt %d); "
+                    "it is recorded as stale and changes nothing",
+                    run.id,
+                    attempt,
+                    run.status,
+                    run.attempt,
+                )
+                run.discard_stale_answer(attempt, outcome.status.value if outcome.status else outcome.next.value)
+                label = "stale"
+            else:
+                if subscriptions is not None:
+                    run.subscribe_endpoint(subscriptions["SUCCESS"], subscriptions["FAILURE"])
+                now = datetime.now(UTC)
+                duration_ms = int((now - started).total_seconds() * 1000)
+                next_execution = run.finish(outcome, now, duration_ms, environment_type)
+                label = "completed" if run.is_terminal else "continued"
+            if await self.writer.try_commit(run, next_execution):
+                return label
+            reloaded = await self.store.get(run.id, JobRun)
+            assert reloaded is not None
+            run = reloaded
+        raise ConcurrencyConflict(f"run {run.id} kept changing while its execution was recorded")
+
+    async def fail_unprocessable(self, run_id: str, attempt: int, reason: str) -> None:
+        """The worker gave up on this execution (it failed every time): the run it was due for fails with the
+        reason, rather than wait for an execution that will never come."""
+        try:
+            key = UUID(run_id)
+        except ValueError:
+            return
+        error: dict[str, Any] = {"message": f"the worker could not execute this run: {reason}", "name": "Unprocessable"}
+
+        def fail(run: JobRun) -> None:
+            if run.accepts_attempt(attempt):
+                run.complete(RunStatus.FAILURE, error=error)
+
+        try:
+            await self.writer.change(key, None, fail)
+        except NotFound:
+            pass
+
+    async def rescue(self, run_id: UUID) -> bool:
+        """The lease of the run's attempt expired (its worker is gone): schedule a new attempt at once."""
+        now = datetime.now(UTC)
+        return await self.writer.change(run_id, None, lambda run: run.rescue(now) is not None)
+
+    async def requeue(self, run_id: UUID) -> bool:
+        """Queue the run's next execution again: no message carries it."""
+        return await self.writer.change(run_id, None, lambda run: run.requeue())

@@ -1,0 +1,256 @@
+"""Creating runs (TestJob, invoke, rerun) and reading them back (now, as they were, their history)."""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4, uuid5
+
+from sqlalchemy import Row
+
+from app.adapters.codec import event_state
+from app.adapters.reads import RUNS, ReadModels, RunFilter
+from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage
+from app.adapters.url_policy import UrlPolicy
+from app.errors import Conflict, NotFound, Unprocessable
+from app.service.catalog import Catalog
+from app.service.environments import EnvironmentInfo
+from app.service.writes import Topics
+from domain import ids
+from domain.event_records import EventRecord, test_event_id
+from domain.jobs import JobVersion
+from domain.runs import JobRun
+from domain.tasks import iso
+from projections.apply import Fold
+from projections.run_status import changes as run_status_changes
+
+TEST_ID_TRIES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedRun:
+    run_id: UUID
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    priority: int | None = None
+    tags: tuple[str, ...] = ()
+    callback_url: str | None = None
+
+
+class Runs:
+    def __init__(
+        self, store: EventStore, reads: ReadModels, topics: Topics, catalog: Catalog, url_policy: UrlPolicy
+    ) -> None:
+        self.store = store
+        self.reads = reads
+        self.topics = topics
+        self.catalog = catalog
+        self.url_policy = url_policy
+        self._last_test_ms: dict[tuple[UUID, str], int] = {}
+
+    # -- creating -----------------------------------------------------------------------------------
+
+    async def test(
+        self, env: EnvironmentInfo, job_slug: str, payload: Any, version: str | None, options: RunOptions = RunOptions()
+    ) -> CreatedRun:
+        """TestJob: record a test event and create its run, with the run's execution in the outbox."""
+        job = await self.catalog.job_version(env, job_slug, version)
+        for attempt in range(TEST_ID_TRIES):
+            event_id = test_event_id(job.event_name, self._test_epoch_ms((env.id, job.event_name)))
+            if attempt == TEST_ID_TRIES - 1:
+                # Other processes keep taking the same milliseconds (several APIs testing one job very fast):
+                # leave the `test:<name>:<epoch ms>` shape rather than fail the request.
+                event_id = f"{event_id}:{uuid4().hex[:12]}"
+            test_payload = payload if payload is not None else {}
+            record = new_record(env, event_id, job.event_name, test_payload, {}, job.event_source, is_test=True)
+            run = new_run(uuid4(), job, record, options)
+            try:
+                await self.save_new(record, [run])
+            except ConcurrencyConflict:
+                continue  # another process's test event of this job took this id
+            return CreatedRun(run.id, record.event_id)
+        raise Unprocessable("too many test runs of this job at the same moment; try again")
+
+    def _test_epoch_ms(self, key: tuple[UUID, str]) -> int:
+        """The millisecond of a test event id: now, or past the last one this process gave the same event name,
+        so that concurrent TestJobs of one job here never collide (ids are `test:<name>:<epoch ms>`)."""
+        now = int(time.time() * 1000)
+        last = self._last_test_ms.get(key, 0)
+        ms = now if now > last else last + 1
+        if len(self._last_test_ms) > 10_000:
+            self._last_test_ms.clear()
+        self._last_test_ms[key] = ms
+        return ms
+
+    async def invoke(
+        self,
+        env: EnvironmentInfo,
+        job_slug: str,
+        payload: Any,
+        context: Any,
+        options: RunOptions,
+        idempotency_key: str | None,
+    ) -> UUID:
+        """Invoke a job directly. An idempotency key names one request in the environment: sent again with the
+        same job, payload, context and options it gives back the same run; with anything else it is a conflict."""
+        if options.callback_url is not None:
+            await self.url_policy.check(options.callback_url, "options.callbackUrl")
+        job = await self.catalog.job_version(env, job_slug, None)
+        if idempotency_key:
+            run_id = uuid5(UUID(str(env.id)), f"invoke:{idempotency_key}")
+            event_id = f"invoke:{idempotency_key}"
+        else:
+            run_id, event_id = uuid4(), str(uuid4())
+        record = new_record(env, event_id, job.event_name, payload, context or {}, "trigger.dev")
+        run = new_run(run_id, job, record, options)
+        try:
+            await self.save_new(record, [run])
+        except ConcurrencyConflict:
+            if not idempotency_key:
+                raise
+            await self._same_invocation(idempotency_key, run, record)
+        return run_id
+
+    async def _same_invocation(self, key: str, run: JobRun, record: EventRecord) -> None:
+        """Raise Conflict unless the run this key already made is the one `run` and `record` would be."""
+        first = await self.store.get(run.id, JobRun)
+        first_record = await self.store.get(record.id, EventRecord)
+        if first is None or first_record is None:
+            raise ConcurrencyConflict(f"the first request with Idempotency-Key {key!r} is still being recorded")
+        differences = [
+            name
+            for name, mine, theirs in (
+                ("job", run.job_slug, first.job_slug),
+                ("payload", record.payload, first_record.payload),
+                ("context", record.context, first_record.context),
+                ("options.callbackUrl", run.callback_url, first.callback_url),
+                ("options.priority", run.priority, first.priority),
+                ("options.tags", run.tags, first.tags),
+            )
+            if mine != theirs
+        ]
+        if differences:
+            raise Conflict(
+                f"Idempotency-Key {key!r} was used for another request (its {', '.join(differences)} differed): "
+                "send the same request again, or use a new key",
+                runId=str(first.id),
+            )
+
+    async def rerun(self, env: EnvironmentInfo, run_id: UUID) -> UUID:
+        """A new event (`<original id>:retry:<epoch ms>`, same payload and context) and a new run of the version."""
+        original = await self.get(env, run_id)
+        source = await self.store.get(UUID(original.event_record_id), EventRecord)
+        assert source is not None, f"event record of run {run_id} is missing"
+        job = await self.catalog.job_version(env, original.job_slug, original.job_version)
+        event_id = f"{source.event_id}:retry:{int(time.time() * 1000)}"
+        record = new_record(env, event_id, source.name, source.payload, source.context, source.source, source.is_test)
+        options = RunOptions(original.priority, tuple(original.tags), original.callback_url)
+        run = new_run(uuid4(), job, record, options)
+        await self.save_new(record, [run])
+        return run.id
+
+    async def save_new(self, record: EventRecord, runs: list[JobRun]) -> None:
+        """An event and the runs it makes, with each run's first execution, in one transaction."""
+        messages: list[OutboxMessage] = [self.topics.execution(run, 1) for run in runs]
+        await self.store.commit([e for aggregate in (record, *runs) for e in aggregate.collect_events()], messages)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    async def get(self, env: EnvironmentInfo, run_id: UUID) -> JobRun:
+        run = await self.store.get(run_id, JobRun)
+        if run is None or run.environment_id != str(env.id):
+            raise NotFound(f"run {run_id} not found")
+        return run
+
+    async def status(self, env: EnvironmentInfo, run_id: UUID) -> tuple[JobRun, Row[Any]]:
+        """The run, and its row of the run-status read model."""
+        run = await self.get(env, run_id)
+        row = await self.reads.run(env.id, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id} not found")
+        return run, row
+
+    async def at(self, env: EnvironmentInfo, run_id: UUID, moment: datetime) -> tuple[JobRun, dict[str, Any]]:
+        """The run, and its run-status row, rebuilt from the events it had at `moment`."""
+        await self.get(env, run_id)
+        events = [event for event in await self.store.load_events(run_id) if event.timestamp <= moment]
+        if not events:
+            raise NotFound(f"run {run_id} did not exist at {iso(moment)}")
+        run: Any = None
+        fold = Fold()
+        for event in events:
+            run = event.mutate(run)
+            fold.apply(run_status_changes(event))
+        (row,) = fold.table_rows(RUNS)
+        return run, row
+
+    async def history(self, env: EnvironmentInfo, run_id: UUID) -> list[dict[str, Any]]:
+        """The run's own events, in order."""
+        await self.get(env, run_id)
+        history = []
+        for event in await self.store.load_events(run_id):
+            data = event_state(event)
+            data.pop("timestamp", None)
+            data.pop("originator_topic", None)
+            history.append(
+                {
+                    "version": event.originator_version,
+                    "type": type(event).__name__,
+                    "time": event.timestamp.isoformat().replace("+00:00", "Z"),  # full precision: usable as `at`
+                    "data": data,
+                }
+            )
+        return history
+
+    async def page(
+        self, env: EnvironmentInfo, where: RunFilter, take: int, cursor: UUID | None
+    ) -> tuple[list[Row[Any]], str | None]:
+        """Runs newest first; the next page's cursor is the id of this page's last run."""
+        rows, more = await self.reads.runs(env.id, where, take, cursor)
+        return list(rows), (str(rows[-1].id) if more and rows else None)
+
+
+def new_record(
+    env: EnvironmentInfo,
+    event_id: str,
+    name: str,
+    payload: Any,
+    context: Any,
+    source: str,
+    is_test: bool = False,
+    sent_at: str | None = None,
+    deliver_at: str | None = None,
+) -> EventRecord:
+    return EventRecord(
+        id=ids.event_record_id(str(env.id), event_id),
+        environment_id=str(env.id),
+        event_id=event_id,
+        name=name,
+        payload=payload,
+        context=context,
+        source=source,
+        sent_at=sent_at or iso(datetime.now(UTC)),
+        is_test=is_test,
+        deliver_at=deliver_at,
+    )
+
+
+def new_run(run_id: UUID, job: JobVersion, record: EventRecord, options: RunOptions = RunOptions()) -> JobRun:
+    concurrency = job.concurrency
+    return JobRun(
+        id=run_id,
+        environment_id=record.environment_id,
+        endpoint_id=job.endpoint_id,
+        job_slug=job.job_slug,
+        job_version=job.version,
+        event_record_id=str(record.id),
+        is_test=record.is_test,
+        priority=job.priority if options.priority is None else options.priority,
+        tags=list(options.tags),
+        callback_url=options.callback_url,
+        concurrency_key=concurrency.key if concurrency else None,
+        concurrency_limit=concurrency.limit if concurrency else None,
+    )

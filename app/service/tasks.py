@@ -1,0 +1,82 @@
+"""What the trigger.dev SDK asks of a run while its job executes: tasks and status updates."""
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from app.adapters.store import EventStore
+from app.errors import NotFound
+from app.service.writes import RunWriter
+from domain.runs import JobRun
+
+
+class Tasks:
+    def __init__(
+        self, store: EventStore, writer: RunWriter, api_url: str, secret_key: Callable[[UUID], Awaitable[str]]
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.api_url = api_url
+        self.secret_key = secret_key
+
+    async def create(self, env_id: UUID, run_id: UUID, spec: dict[str, Any]) -> dict[str, Any]:
+        """The task of this idempotency key: the existing one, or a new one."""
+        key = await self.secret_key(env_id)
+
+        def callback_url(task_id: str) -> str:
+            secret = callback_secret(key, run_id, task_id)
+            return f"{self.api_url}/api/v1/runs/{run_id}/tasks/{task_id}/callback/{secret}"
+
+        def create(run: JobRun) -> dict[str, Any]:
+            return dict(run.create_task(spec, datetime.now(UTC), callback_url))
+
+        return await self.writer.change(run_id, env_id, create)
+
+    async def complete_by_callback(self, run_id: UUID, task_id: str, secret: str, output: Any) -> dict[str, Any]:
+        """A task's callback URL was called: its body is the task's output."""
+        run = await self.store.get(run_id, JobRun)
+        if run is None or task_id not in run.tasks:
+            raise NotFound("no such task callback")
+        key = await self.secret_key(UUID(run.environment_id))
+        if not hmac.compare_digest(secret.encode(), callback_secret(key, run_id, task_id).encode()):
+            raise NotFound("no such task callback")
+
+        def complete(run: JobRun) -> dict[str, Any]:
+            return dict(run.complete_task(task_id, output, None, datetime.now(UTC)))
+
+        return await self.writer.change(run_id, None, complete)
+
+    async def complete(
+        self, env_id: UUID, run_id: UUID, task_id: str, output: Any, properties: Any, serialized: bool
+    ) -> dict[str, Any]:
+        def complete(run: JobRun) -> dict[str, Any]:
+            return dict(run.complete_task(_known(run, task_id), output, properties, datetime.now(UTC), serialized))
+
+        return await self.writer.change(run_id, env_id, complete)
+
+    async def fail(self, env_id: UUID, run_id: UUID, task_id: str, error: Any) -> dict[str, Any]:
+        def fail(run: JobRun) -> dict[str, Any]:
+            return dict(run.fail_task(_known(run, task_id), error, datetime.now(UTC)))
+
+        return await self.writer.change(run_id, env_id, fail)
+
+    async def update_status(
+        self, env_id: UUID, run_id: UUID, key: str, label: str | None, state: str | None, data: Any
+    ) -> dict[str, Any]:
+        def update(run: JobRun) -> dict[str, Any]:
+            return dict(run.update_status(key, label, state, data))
+
+        return await self.writer.change(run_id, env_id, update)
+
+
+def callback_secret(api_key: str, run_id: UUID, task_id: str) -> str:
+    return hmac.new(api_key.encode(), f"{run_id}:{task_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _known(run: JobRun, task_id: str) -> str:
+    if task_id not in run.tasks:
+        raise NotFound(f"task {task_id!r} not found in run {run.id}")
+    return task_id

@@ -1,0 +1,286 @@
+"""The benchmark's phases against a running stack."""
+
+import asyncio
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import text
+
+from app.adapters import kafka
+from app.container import Container
+from app.progress import ProgressBar
+from app.tools.bench.figures import Report, percentile
+from app.tools.bench.load import ApiConnections, LoadError
+from app.tools.bench.stack import BenchStack
+from domain.runs import JobRun
+from domain.status import RunStatus
+from projections.rebuild import rebuild
+
+_SUCCEEDED = text("SELECT id FROM run_status WHERE id = ANY(:ids) AND status = 'SUCCESS'")
+_TIMES = text(
+    "SELECT originator_id, topic, state FROM events WHERE originator_id = ANY(:ids) "
+    "AND topic IN ('jobs.JobRun.RunCreated', 'jobs.JobRun.RunStarted', 'jobs.JobRun.RunCompleted')"
+)
+
+
+async def test_job(api: ApiConnections) -> str:
+    status, answer = await api.post("/api/v1/jobs/noop/test", {"payload": {}})
+    if status != 202 or not isinstance(answer, dict):
+        raise LoadError(f"TestJob answered {status}: {answer}")
+    return str(answer["runId"])
+
+
+async def submit(
+    api: ApiConnections, count: int, concurrency: int, run_ids: list[str] | None = None
+) -> tuple[list[str], list[float], float]:
+    """TestJob `count` times, `concurrency` at once; returns run ids, latencies (ms) and the wall time."""
+    run_ids = [] if run_ids is None else run_ids
+    latencies: list[float] = []
+    queue = iter(range(count))
+
+    async def submitter() -> None:
+        for _ in queue:
+            started = time.perf_counter()
+            run_id = await test_job(api)
+            latencies.append((time.perf_counter() - started) * 1000)
+            run_ids.append(run_id)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(submitter() for _ in range(concurrency)))
+    return run_ids, latencies, time.perf_counter() - began
+
+
+async def wait_succeeded(
+    container: Container, run_ids: list[str], limit_seconds: float = 600, expected: int | None = None
+) -> dict[str, float]:
+    """When each run was first seen SUCCESS in the read model (epoch seconds). Runs beside the submissions:
+    `run_ids` may still grow until it holds `expected` ids. Asks only about the runs not seen yet, by key, so
+    a look costs what is still pending, not what the database holds."""
+    expected = len(run_ids) if expected is None else expected
+    seen: dict[str, float] = {}
+    pending: dict[UUID, str] = {}
+    bar = ProgressBar("  runs", width=20)
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        for run_id in run_ids[len(seen) + len(pending) :]:
+            pending[UUID(run_id)] = run_id
+        if pending:
+            async with container.engine.connect() as conn:
+                rows = (await conn.execute(_SUCCEEDED, {"ids": list(pending)})).scalars().all()
+            now = time.time()
+            for key in rows:
+                seen[pending.pop(key)] = now
+        bar(len(seen), expected)
+        if len(run_ids) >= expected and len(seen) >= expected:
+            return {run_id: seen[run_id] for run_id in run_ids}
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"runs did not all succeed within {limit_seconds}s")
+
+
+async def stage_times(container: Container, run_ids: list[str]) -> dict[str, dict[str, float]]:
+    from app.adapters.codec import decode_event
+
+    times: dict[str, dict[str, float]] = {r: {} for r in run_ids}
+    async with container.engine.connect() as conn:
+        rows = (await conn.execute(_TIMES, {"ids": [UUID(r) for r in run_ids]})).all()
+    for originator_id, topic, state in rows:
+        event = decode_event(originator_id, 1, topic, state)
+        key = topic.rsplit(".", 1)[1]
+        stamp = event.__dict__["started_at"] if key == "RunStarted" else event.timestamp
+        times[str(originator_id)].setdefault(key, stamp.timestamp())
+    return times
+
+
+class PublishTimes:
+    """Reads the execution topic in a group of its own, noting when each run's message was published."""
+
+    def __init__(self, stack: BenchStack) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *kafka.consumed_topics(stack.settings, stack.settings.execution_topic),
+            bootstrap_servers=stack.settings.required_kafka,
+            group_id=f"{stack.settings.consumer_group}-observer",
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        self.published: dict[str, float] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "PublishTimes":
+        await self.consumer.start()
+        while not self.consumer.assignment():  # noqa: ASYNC110 - aiokafka offers no event for it
+            await asyncio.sleep(0.1)
+        self.task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        while True:
+            for records in (await self.consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    self.published.setdefault((record.key or b"").decode(), record.timestamp / 1000)
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.consumer.stop()
+
+
+async def settle(container: Container) -> None:
+    """Between phases, as pgbench does: vacuum what the last phase churned (a burst leaves dead outbox and
+    read-model rows that autovacuum would otherwise clear during the next phase, and be measured doing so)."""
+    async with container.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        for table in ("outbox", "run_status", "events"):
+            await conn.execute(text(f"VACUUM (ANALYZE) {table}"))
+
+
+async def submissions_alone(
+    stack: BenchStack, container: Container, api: ApiConnections, report: Report, runs: int, concurrency: int
+) -> None:
+    """TestJob over HTTP with the relay paused: what the API and the database take in when nothing executes
+    meanwhile. The queued runs are executed once the relay resumes, before the next phase."""
+    relay = stack.processes["relay"]
+    relay.send_signal(signal.SIGSTOP)
+    try:
+        run_ids, latencies, wall = await submit(api, runs, concurrency)
+    finally:
+        relay.send_signal(signal.SIGCONT)
+    report.add("testjob_submissions_per_s", runs / wall, "runs/s", ">= 2000")
+    for p in (50, 95, 99):
+        report.add(f"submit_latency_p{p}", percentile(latencies, p), "ms")
+    await wait_succeeded(container, run_ids)
+
+
+async def throughput(
+    stack: BenchStack, container: Container, api: ApiConnections, report: Report, runs: int, concurrency: int
+) -> None:
+    async with PublishTimes(stack) as publish:
+        submitted: list[str] = []
+        watcher = asyncio.create_task(wait_succeeded(container, submitted, expected=runs))
+        first = time.time()
+        run_ids, latencies, wall = await submit(api, runs, concurrency, submitted)
+        seen = await watcher
+    report.add("testjob_submissions_per_s_while_executing", runs / wall, "runs/s")
+    for p in (50, 99):
+        report.add(f"submit_latency_while_executing_p{p}", percentile(latencies, p), "ms")
+    report.add("end_to_end_runs_per_s", runs / (max(seen.values()) - first), "runs/s", ">= 1000")
+    stage_figures(report, "stage", await stage_times(container, run_ids), publish.published, seen)
+
+
+def stage_figures(
+    report: Report, prefix: str, times: dict[str, dict[str, float]], published: dict[str, float], seen: dict[str, float]
+) -> None:
+    """p50 and p99 of each stage a run goes through: commit → published → consumer start → completed → visible."""
+    stages: dict[str, list[float]] = {
+        "commit_to_published": [],
+        "published_to_started": [],
+        "started_to_completed": [],
+        "completed_to_visible": [],
+    }
+    for run_id, t in times.items():
+        at = published.get(run_id)
+        if at is not None and "RunCreated" in t and "RunStarted" in t:
+            stages["commit_to_published"].append(at - t["RunCreated"])
+            stages["published_to_started"].append(t["RunStarted"] - at)
+        if "RunStarted" in t and "RunCompleted" in t:
+            stages["started_to_completed"].append(t["RunCompleted"] - t["RunStarted"])
+            stages["completed_to_visible"].append(seen[run_id] - t["RunCompleted"])
+    for stage, values in stages.items():
+        for p in (50, 99):
+            report.add(f"{prefix}_{stage}_p{p}", percentile(values, p) * 1000, "ms")
+
+
+async def steady(
+    stack: BenchStack, container: Container, api: ApiConnections, report: Report, rate: int, seconds: float
+) -> None:
+    """Submit at a steady rate; how long from submit to started, and in each stage."""
+    total = int(rate * seconds)
+    run_ids: list[str] = []
+
+    async def one(begin: float, i: int) -> None:
+        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+        run_ids.append(await test_job(api))
+
+    async with PublishTimes(stack) as publish:
+        watcher = asyncio.create_task(wait_succeeded(container, run_ids, expected=total))
+        begin = time.perf_counter()
+        await asyncio.gather(*(one(begin, i) for i in range(total)))
+        achieved = total / (time.perf_counter() - begin)
+        seen = await watcher
+    times = await stage_times(container, run_ids)
+    waits = [(t["RunStarted"] - t["RunCreated"]) * 1000 for t in times.values() if "RunStarted" in t]
+    report.add("steady_rate_achieved", achieved, "runs/s")
+    report.add("submit_to_started_p50_at_steady_rate", percentile(waits, 50), "ms")
+    report.add("submit_to_started_p99_at_steady_rate", percentile(waits, 99), "ms", "<= 100 at 500 runs/s")
+    stage_figures(report, "steady_stage", times, publish.published, seen)
+
+
+_UNPUBLISHED = text("SELECT count(*) FROM outbox WHERE topic = :t AND published_at IS NULL")
+
+
+async def relay_rate(stack: BenchStack, container: Container, report: Report, messages: int) -> None:
+    topic = f"{stack.settings.execution_topic}.relay-bench"
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO outbox (topic, key, value, headers) SELECT :topic, g::text, 'x'::bytea, "
+                '\'{"type": "RelayBench"}\'::jsonb FROM generate_series(1, :n) g'
+            ),
+            {"topic": topic, "n": messages},
+        )
+    began = time.perf_counter()
+    while True:
+        async with container.engine.connect() as conn:
+            left = (await conn.execute(_UNPUBLISHED, {"t": topic})).scalar()
+        if not left:
+            break
+        await asyncio.sleep(0.01)
+    report.add("relay_messages_per_s", messages / (time.perf_counter() - began), "msgs/s")
+    async with container.engine.begin() as conn:  # no worker consumes this topic: its rows would stay
+        await conn.execute(text("DELETE FROM outbox WHERE topic = :t"), {"t": topic})
+
+
+async def rebuild_rate(container: Container, report: Report, minimum_events: int) -> None:
+    """Add synthetic finished runs until the store holds enough events, then time a full rebuild."""
+    async with container.engine.connect() as conn:
+        have = (await conn.execute(text("SELECT count(*) FROM events"))).scalar_one()
+    now = datetime.now(UTC)
+    while have < minimum_events:
+        runs = []
+        for _ in range(1000):
+            run = JobRun(
+                id=uuid4(),
+                environment_id=str(uuid4()),
+                endpoint_id=str(uuid4()),
+                job_slug="noop",
+                job_version="1.0.0",
+                event_record_id=str(uuid4()),
+                is_test=True,
+            )
+            run.start(1, now, timedelta(seconds=60))
+            run.complete(RunStatus.SUCCESS, {"ok": True})
+            runs.append(run)
+        async with container.store.transaction() as uow:
+            await uow.save(*runs)
+        have += 3000
+    began = time.perf_counter()
+    replayed = await rebuild(container.engine, container.store.read_all, ProgressBar("  rebuild", width=20))
+    report.add("rebuild_events", replayed, "events")
+    report.add("rebuild_events_per_s", replayed / (time.perf_counter() - began), "events/s", ">= 50000")
+
+
+async def register(api: ApiConnections, stack: BenchStack) -> None:
+    status, answer = await api.post("/api/v1/endpoints", {"id": "bench", "url": stack.endpoint_url})
+    if status != 200:
+        raise LoadError(f"registering the no-op endpoint answered {status}: {answer}")
+
+
+def peak_memory(stack: BenchStack, report: Report) -> None:
+    for role, rss in sorted(stack.peak_rss.items()):
+        report.add(f"peak_rss_{role}", rss / 2**20, "MiB")

@@ -1,0 +1,88 @@
+"""`jobs-service bench`: start the stack (embedded unless configured), measure it, print one JSON line per
+figure, and optionally record the figures in benchmarks/results/."""
+
+import asyncio
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from app import event_loop
+from app.container import Container
+from app.settings import Settings
+from app.tools.bench import measure
+from app.tools.bench.figures import Report
+from app.tools.bench.load import ApiConnections
+from app.tools.bench.stack import bench_stack
+
+RESULTS = Path("benchmarks/results")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    runs: int = 5000
+    concurrency: int = 64
+    rate: int = 500
+    steady_seconds: float = 10.0
+    relay_messages: int = 20_000
+    rebuild_events: int = 100_000
+    peer: bool = True
+    record: bool = False
+
+
+def run_bench(settings: Settings, options: BenchOptions) -> Report:
+    report = Report()
+    work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
+    with bench_stack(settings, work) as stack:
+        event_loop.run(_measure(stack, report, options))
+        measure.peak_memory(stack, report)
+        if options.peer:
+            database_url = stack.settings.required_database_url
+            asyncio.run(_peer(database_url, database_url + "_peer", report, options))
+    shutil.rmtree(work, ignore_errors=True)  # kept, with the roles' logs, when the benchmark fails
+    if options.record:
+        print(f"recorded in {report.record(RESULTS, options.__dict__)}")
+    return report
+
+
+async def _measure(stack: object, report: Report, options: BenchOptions) -> None:
+    from app.tools.bench.stack import BenchStack
+
+    assert isinstance(stack, BenchStack)
+    container = Container.create(replace(stack.settings, db_pool_size=5))
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    api = ApiConnections(stack.api_url, headers, options.concurrency)
+    try:
+        await measure.register(api, stack)
+        await measure.submit(api, 200, 16)  # warm up
+        print(f"# {options.runs} TestJobs, {options.concurrency} at once, relay paused (the API alone)")
+        await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
+        await measure.settle(container)
+        print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
+        await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        await measure.settle(container)
+        print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
+        await measure.steady(stack, container, api, report, options.rate, options.steady_seconds)
+        await measure.settle(container)
+        print(f"# relay: {options.relay_messages} outbox rows")
+        await measure.relay_rate(stack, container, report, options.relay_messages)
+        print(f"# projections rebuild over at least {options.rebuild_events} events")
+        await measure.rebuild_rate(container, report, options.rebuild_events)
+    finally:
+        await api.close()
+        await container.close()
+
+
+async def _peer(database_url: str, peer_database: str, report: Report, options: BenchOptions) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.tools.bench.peer import procrastinate_figures
+
+    name = peer_database.rsplit("/", 1)[1]
+    admin = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await admin.dispose()
+    print(f"# peer: procrastinate, {options.runs} no-op jobs")
+    await procrastinate_figures(peer_database, options.runs, 10, report)

@@ -1,0 +1,161 @@
+"""Executes one run attempt: start it, call the endpoint with EXECUTE_JOB, record how the execution ended."""
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from app.adapters import json_limits
+from app.adapters.endpoint_client import EndpointClient, EndpointError, EndpointResponse
+from app.adapters.messages import ExecuteJobRun
+from app.service import JobsService
+from app.service.catalog import Target
+from domain import execution
+from domain.environments import ORGANIZATION
+from domain.event_records import EventRecord
+from domain.runs import JobRun
+from domain.status import RunStatus
+from domain.tasks import iso
+
+log = logging.getLogger(__name__)
+
+
+class RunExecutor:
+    def __init__(self, service: JobsService, client: EndpointClient) -> None:
+        self.catalog = service.catalog
+        self.executions = service.executions
+        self.client = client
+        self.counts: Counter[str] = Counter()
+
+    async def handle(self, message: ExecuteJobRun) -> str:
+        outcome = await self._handle(message)
+        self.counts[outcome] += 1
+        return outcome
+
+    async def _handle(self, message: ExecuteJobRun) -> str:
+        # The event record is needed once the run starts.
+        run, record = await self.executions.load(UUID(message.run_id), UUID(message.event_record_id))
+        if run is None:
+            log.warning("run %s does not exist; message skipped", message.run_id)
+            return "missing"
+        if not run.accepts_attempt(message.attempt):
+            log.info(
+                "run %s attempt %d is a duplicate or stale delivery (at attempt %d, %s); skipped",
+                run.id,
+                message.attempt,
+                run.attempt,
+                run.status,
+            )
+            return "duplicate"
+        target = await self.catalog.target(run.endpoint_id, run.job_slug, run.job_version)
+        if stop := self._refusal(run, target):
+            if await self.executions.end_before_executing(run, *stop):
+                return "ended before executing"
+            log.info("run %s changed meanwhile (another worker); skipped", run.id)
+            return "duplicate"
+        assert target is not None
+        started = await self.executions.start(run, message.attempt)
+        if isinstance(started, str):
+            return started  # deferred (concurrency limit) or duplicate
+        assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
+        async with self._holding_lease(run.id, message.attempt):
+            outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
+        return await self.executions.finish(
+            run, message.attempt, outcome, subscriptions, started, target.environment_type
+        )
+
+    @contextlib.asynccontextmanager
+    async def _holding_lease(self, run_id: UUID, attempt: int) -> AsyncIterator[None]:
+        """Extends the attempt's lease while its endpoint call is in flight, so no rescuer takes it over."""
+
+        async def extend() -> None:
+            while True:
+                await asyncio.sleep(self.executions.lease.total_seconds() / 3)
+                try:
+                    await self.executions.extend_lease(run_id, attempt)
+                except Exception:
+                    log.warning("run %s: could not extend the lease of attempt %d", run_id, attempt, exc_info=True)
+
+        extender = asyncio.create_task(extend())
+        try:
+            yield
+        finally:
+            extender.cancel()
+            await asyncio.gather(extender, return_exceptions=True)
+
+    def _refusal(self, run: JobRun, target: Target | None) -> tuple[RunStatus, str] | None:
+        if target is None:
+            return RunStatus.FAILURE, f"endpoint {run.endpoint_id} is not registered"
+        if target.api_key is None:
+            slug = target.environment_slug
+            return RunStatus.UNRESOLVED_AUTH, (
+                f"the API key of environment {slug!r} was revoked; rotate a key in "
+                f"(`jobs-service env rotate-key {slug}`) and continue the run"
+            )
+        if not target.version_enabled:
+            return RunStatus.ABORTED, f"version {run.job_version} of job {run.job_slug} is disabled"
+        if reason := run.limit_reached():
+            return RunStatus.TIMED_OUT, reason
+        return None
+
+    async def _call(self, target: Target, body: dict[str, Any]) -> tuple[execution.Outcome, dict[str, bool] | None]:
+        assert target.api_key is not None
+        try:
+            response = await self.client.call(target.url, target.api_key, "EXECUTE_JOB", body)
+        except EndpointError as error:
+            return execution.from_transport_failure(str(error), error.timed_out), None
+        if not 200 <= response.status_code < 300:
+            return execution.from_response(response.status_code, None), None
+        try:
+            json_limits.check(response.content, "the endpoint's answer")
+        except json_limits.JsonRefused as error:
+            return execution.invalid_answer(str(error)), None
+        try:
+            answer = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            return execution.from_response(response.status_code, None), None
+        return execution.from_response(response.status_code, answer), _subscriptions(response)
+
+
+def _subscriptions(response: EndpointResponse) -> dict[str, bool] | None:
+    raw = response.headers.get("x-trigger-run-metadata")
+    if not raw:
+        return None
+    try:
+        metadata = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(metadata, dict):
+        return None
+    return {"SUCCESS": bool(metadata.get("successSubscription")), "FAILURE": bool(metadata.get("failedSubscription"))}
+
+
+def run_job_body(run: JobRun, record: EventRecord, target: Target, started: datetime) -> dict[str, Any]:
+    """The RunJobBody of an EXECUTE_JOB call."""
+    return {
+        "event": {
+            "id": record.event_id,
+            "name": record.name,
+            "payload": record.payload,
+            "context": record.context,
+            "timestamp": record.sent_at,
+            "deliverAt": record.deliver_at,
+        },
+        "job": {"id": run.job_slug, "version": run.job_version},
+        "run": {
+            "id": str(run.id),
+            "isTest": run.is_test,
+            "isRetry": run.failures > 0,
+            "startedAt": iso(run.started_at or started),
+        },
+        "environment": {"id": run.environment_id, "slug": target.environment_slug, "type": target.environment_type},
+        "organization": {"id": ORGANIZATION.id, "title": ORGANIZATION.title, "slug": ORGANIZATION.slug},
+        "tasks": run.completed_tasks(),
+        "yieldedExecutions": run.yielded_keys,
+    }
