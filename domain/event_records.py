@@ -1,5 +1,6 @@
 """EventRecord: one event received by an environment; runs are created from it."""
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,23 +15,32 @@ class EventRecord(Aggregate):
 
     class EventRecorded(Aggregate.Created):
         TOPIC = "jobs.EventRecord.EventRecorded"
+        class_version = 2
         environment_id: str
         event_id: str
         name: str
         payload: Any
         context: Any
         source: str
-        sent_at: str
+        sent_at: datetime
         is_test: bool
-        deliver_at: str | None
+        deliver_at: datetime | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 kept `sent_at` as the sender gave it: one that is not a time becomes the recording's."""
+            try:
+                datetime.fromisoformat(state["sent_at"])
+            except (TypeError, ValueError):
+                state["sent_at"] = state["timestamp"]
 
     class EventDelivered(Aggregate.Event):
         TOPIC = "jobs.EventRecord.EventDelivered"
-        delivered_at: str
+        delivered_at: datetime
 
     class EventCanceled(Aggregate.Event):
         TOPIC = "jobs.EventRecord.EventCanceled"
-        cancelled_at: str
+        cancelled_at: datetime
 
     @event(EventRecorded)
     def __init__(
@@ -42,9 +52,9 @@ class EventRecord(Aggregate):
         payload: Any,
         context: Any,
         source: str,
-        sent_at: str,
+        sent_at: datetime,
         is_test: bool,
-        deliver_at: str | None = None,
+        deliver_at: datetime | None = None,
     ) -> None:
         self.environment_id = environment_id
         self.event_id = event_id
@@ -55,8 +65,8 @@ class EventRecord(Aggregate):
         self.sent_at = sent_at
         self.is_test = is_test
         self.deliver_at = deliver_at
-        self.delivered_at: str | None = None
-        self.cancelled_at: str | None = None
+        self.delivered_at: datetime | None = None
+        self.cancelled_at: datetime | None = None
 
     @property
     def pending(self) -> bool:
@@ -64,21 +74,21 @@ class EventRecord(Aggregate):
         as it is recorded)."""
         return self.deliver_at is not None and self.delivered_at is None and self.cancelled_at is None
 
-    def deliver(self, at: str) -> None:
+    def deliver(self, at: datetime) -> None:
         if self.pending:
             self._delivered(delivered_at=at)
 
     @event(EventDelivered)
-    def _delivered(self, delivered_at: str) -> None:
+    def _delivered(self, delivered_at: datetime) -> None:
         self.delivered_at = delivered_at
 
-    def cancel(self, at: str) -> None:
+    def cancel(self, at: datetime) -> None:
         """Cancel a scheduled event that has not been delivered yet; a delivered event stays as it is."""
         if self.pending:
             self._canceled(cancelled_at=at)
 
     @event(EventCanceled)
-    def _canceled(self, cancelled_at: str) -> None:
+    def _canceled(self, cancelled_at: datetime) -> None:
         self.cancelled_at = cancelled_at
 
 

@@ -6,6 +6,7 @@ from enum import Enum
 from typing import Any
 
 from domain.status import RunStatus
+from domain.times import instant
 
 
 class Next(Enum):
@@ -18,13 +19,21 @@ class Next(Enum):
     CANCELED = "canceled"  # the run was canceled meanwhile; nothing more
 
 
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """The task an answer names: which one, and when it is due (a wait's end), if it says."""
+
+    id: str
+    delay_until: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Outcome:
     next: Next
     status: RunStatus | None = None
     output: Any = None
     error: dict[str, Any] | None = None
-    task: dict[str, Any] | None = None
+    task: TaskRef | None = None
     retry_at: datetime | None = None
     reason: str = ""
     completed_task: tuple[str, Any] | None = None  # (task id, output) the server completes for the SDK
@@ -99,7 +108,7 @@ def _retry_task(body: dict[str, Any]) -> Outcome:
         Next.RETRY_TASK,
         task=_required_task(body),
         error=_error_object(body.get("error")),
-        retry_at=datetime.fromisoformat(body["retryAt"]),
+        retry_at=instant(body["retryAt"]),
     )
 
 
@@ -141,12 +150,15 @@ _READERS = {
 }
 
 
-def _task(body: dict[str, Any]) -> dict[str, Any] | None:
+def _task(body: dict[str, Any]) -> TaskRef | None:
     task = body.get("task")
-    return task if isinstance(task, dict) and isinstance(task.get("id"), str) else None
+    if not isinstance(task, dict) or not isinstance(task.get("id"), str):
+        return None
+    delay = task.get("delayUntil")
+    return TaskRef(task["id"], instant(delay) if isinstance(delay, str) else None)
 
 
-def _required_task(body: dict[str, Any]) -> dict[str, Any]:
+def _required_task(body: dict[str, Any]) -> TaskRef:
     task = _task(body)
     if task is None:
         raise ValueError("no task")

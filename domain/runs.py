@@ -13,7 +13,7 @@ from domain import policies
 from domain.environments import EnvironmentType
 from domain.execution import Next, Outcome
 from domain.status import RunStatus, check_transition, is_terminal
-from domain.tasks import TaskStatus, due, is_open, iso, new_task, task_id
+from domain.tasks import Task, TaskSpec, TaskStatus, new_task, task_from_v1, task_id
 
 MAX_TAGS = 10
 
@@ -116,26 +116,32 @@ class JobRun(Aggregate):
 
     class TaskStarted(Aggregate.Event):
         TOPIC = "jobs.JobRun.TaskStarted"
-        task: dict[str, Any]
+        class_version = 2
+        task: Task
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 kept the task as the SDK's ServerTask (camelCase keys)."""
+            state["task"] = task_from_v1(state["task"])
 
     class TaskCompleted(Aggregate.Event):
         TOPIC = "jobs.JobRun.TaskCompleted"
         task_id: str
         output: Any
         output_properties: Any
-        completed_at: str
+        completed_at: datetime
 
     class TaskFailed(Aggregate.Event):
         TOPIC = "jobs.JobRun.TaskFailed"
         task_id: str
         error: Any
-        completed_at: str
+        completed_at: datetime
 
     class TaskRetryScheduled(Aggregate.Event):
         TOPIC = "jobs.JobRun.TaskRetryScheduled"
         task_id: str
         error: Any
-        retry_at: str
+        retry_at: datetime
 
     class TaskResumed(Aggregate.Event):
         TOPIC = "jobs.JobRun.TaskResumed"
@@ -200,7 +206,7 @@ class JobRun(Aggregate):
         self.execution_ms = 0
         self.waiting_task: str | None = None
         self.yielded_keys: list[str] = []
-        self.tasks: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, Task] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
         self.subscriptions: dict[str, bool] = {"SUCCESS": False, "FAILURE": False}
         self.notifications: dict[str, int] = {}
@@ -224,11 +230,11 @@ class JobRun(Aggregate):
             raise StaleAttempt(self.id, attempt, self.attempt)
         check_transition(self.status, RunStatus.EXECUTING)
         for task in list(self.tasks.values()):
-            if due(task, now):
-                if task["noop"]:
-                    self._task_completed(task_id=task["id"], output=None, output_properties=None, completed_at=iso(now))
+            if task.due(now):
+                if task.noop:
+                    self._task_completed(task_id=task.id, output=None, output_properties=None, completed_at=now)
                 else:
-                    self._task_resumed(task_id=task["id"])
+                    self._task_resumed(task_id=task.id)
         self._started(attempt=attempt, started_at=now, lease_until=now + lease)
 
     @event(RunStarted)
@@ -299,7 +305,7 @@ class JobRun(Aggregate):
         if outcome.next is Next.COMPLETE:
             assert outcome.status is not None
             if outcome.task is not None:
-                self._fail_open_task(outcome.task["id"], outcome.error, now)
+                self._fail_open_task(outcome.task.id, outcome.error, now)
             self.complete(outcome.status, outcome.output, outcome.error, duration_ms)
             return None
         if outcome.next is Next.CANCELED:
@@ -333,17 +339,17 @@ class JobRun(Aggregate):
         waiting_on: str | None = None
         for wait in waits:
             assert wait.task is not None
-            known = self.tasks.get(wait.task["id"])
+            known = self.tasks.get(wait.task.id)
             if wait.next is Next.RETRY_TASK and wait.retry_at is not None and known is not None:
-                self._task_retry_scheduled(task_id=wait.task["id"], error=wait.error, retry_at=iso(wait.retry_at))
+                self._task_retry_scheduled(task_id=wait.task.id, error=wait.error, retry_at=wait.retry_at)
                 due_times.append(wait.retry_at)
-            elif known is not None and known["status"] == TaskStatus.COMPLETED:
+            elif known is not None and known.status is TaskStatus.COMPLETED:
                 due_times.append(now)  # finished meanwhile: continue at once
-            elif known is not None and (known.get("operation") or known.get("callbackUrl")):
-                waiting_on = known["id"]  # resumed when the task is completed through the API
+            elif known is not None and (known.operation or known.callback_url):
+                waiting_on = known.id  # resumed when the task is completed through the API
             else:
-                delay = (known or wait.task).get("delayUntil")
-                due_times.append(max(now, datetime.fromisoformat(delay)) if delay else now)
+                delay = known.delay_until if known is not None else wait.task.delay_until
+                due_times.append(max(now, delay) if delay else now)
         if due_times:
             return min(due_times), None
         return None, waiting_on
@@ -394,8 +400,8 @@ class JobRun(Aggregate):
         if self.is_terminal:
             return False
         for task in list(self.tasks.values()):
-            if is_open(task):
-                self._task_canceled(task_id=task["id"])
+            if task.is_open:
+                self._task_canceled(task_id=task.id)
         self._canceled(reason=reason)
         return True
 
@@ -408,14 +414,14 @@ class JobRun(Aggregate):
 
     @event(TaskCanceled)
     def _task_canceled(self, task_id: str) -> None:
-        self.tasks[task_id].update(status=TaskStatus.CANCELED.value)
+        self.tasks[task_id].status = TaskStatus.CANCELED
 
     def continue_run(self, now: datetime) -> NextExecution:
         """Continue a run that ended unsuccessfully: back to QUEUED, errored tasks running again."""
         check_transition(self.status, RunStatus.QUEUED)
         for task in list(self.tasks.values()):
-            if task["status"] in (TaskStatus.ERRORED, TaskStatus.CANCELED):
-                self._task_resumed(task_id=task["id"])
+            if task.status in (TaskStatus.ERRORED, TaskStatus.CANCELED):
+                self._task_resumed(task_id=task.id)
         self._continued(attempt=self.attempt + 1)
         return NextExecution(self.attempt + 1, now)
 
@@ -429,43 +435,41 @@ class JobRun(Aggregate):
 
     # -- tasks ------------------------------------------------------------------------------------
 
-    def create_task(
-        self, spec: dict[str, Any], now: datetime, callback_url: Callable[[str], str] | None = None
-    ) -> dict[str, Any]:
+    def create_task(self, spec: TaskSpec, now: datetime, callback_url: Callable[[str], str] | None = None) -> Task:
         """The task for this idempotency key: the existing one, or a new one. `callback_url` names the URL
         that completes a task with a callback, given the task's id."""
-        id = task_id(self.id, spec["idempotencyKey"])
+        id = task_id(self.id, spec.idempotency_key)
         existing = self.tasks.get(id)
         if existing is not None:
             return existing
         url = callback_url(id) if callback_url is not None else None
         task = new_task(self.id, spec, now, self.status is RunStatus.CANCELED, url)
         self._task_started(task=task)
-        return self.tasks[task["id"]]
+        return self.tasks[task.id]
 
     @event(TaskStarted)
-    def _task_started(self, task: dict[str, Any]) -> None:
-        self.tasks[task["id"]] = dict(task)
+    def _task_started(self, task: Task) -> None:
+        self.tasks[task.id] = task.copy()  # the event keeps the task as it started
 
     def complete_task(
         self, id: str, output: Any, properties: Any, now: datetime, serialized_output: bool = False
-    ) -> dict[str, Any]:
+    ) -> Task:
         task = self._task(id)
-        if task["status"] in (TaskStatus.COMPLETED, TaskStatus.ERRORED, TaskStatus.CANCELED):
+        if task.has_ended:
             return task
         if serialized_output and isinstance(output, str):
             output = _json_loads(output)
-        self._task_completed(task_id=id, output=output, output_properties=properties, completed_at=iso(now))
+        self._task_completed(task_id=id, output=output, output_properties=properties, completed_at=now)
         if self.waiting_task == id and self.status is RunStatus.WAITING_TO_CONTINUE:
             self._resumed(attempt=self.attempt + 1, task_id=id)
         return self.tasks[id]
 
     @event(TaskCompleted)
-    def _task_completed(self, task_id: str, output: Any, output_properties: Any, completed_at: str) -> None:
+    def _task_completed(self, task_id: str, output: Any, output_properties: Any, completed_at: datetime) -> None:
         task = self.tasks[task_id]
-        task.update(status=TaskStatus.COMPLETED.value, output=output, completedAt=completed_at)
+        task.status, task.output, task.completed_at = TaskStatus.COMPLETED, output, completed_at
         if output_properties is not None:
-            task["outputProperties"] = output_properties
+            task.output_properties = output_properties
 
     @event(RunResumed)
     def _resumed(self, attempt: int, task_id: str) -> None:
@@ -478,51 +482,42 @@ class JobRun(Aggregate):
                 return NextExecution(pending.attempt, pending.timestamp)
         return None
 
-    def fail_task(self, id: str, error: Any, now: datetime) -> dict[str, Any]:
+    def fail_task(self, id: str, error: Any, now: datetime) -> Task:
         task = self._task(id)
-        if task["status"] in (TaskStatus.COMPLETED, TaskStatus.ERRORED, TaskStatus.CANCELED):
+        if task.has_ended:
             return task
-        self._task_failed(task_id=id, error=error, completed_at=iso(now))
+        self._task_failed(task_id=id, error=error, completed_at=now)
         return self.tasks[id]
 
     def _fail_open_task(self, id: str, error: Any, now: datetime) -> None:
         task = self.tasks.get(id)
-        if task is not None and task["status"] not in (TaskStatus.COMPLETED, TaskStatus.ERRORED):
-            self._task_failed(task_id=id, error=error, completed_at=iso(now))
+        if task is not None and task.status not in (TaskStatus.COMPLETED, TaskStatus.ERRORED):
+            self._task_failed(task_id=id, error=error, completed_at=now)
 
     @event(TaskFailed)
-    def _task_failed(self, task_id: str, error: Any, completed_at: str) -> None:
-        self.tasks[task_id].update(status=TaskStatus.ERRORED.value, output=error, completedAt=completed_at)
+    def _task_failed(self, task_id: str, error: Any, completed_at: datetime) -> None:
+        task = self.tasks[task_id]
+        task.status, task.output, task.completed_at = TaskStatus.ERRORED, error, completed_at
 
     @event(TaskRetryScheduled)
-    def _task_retry_scheduled(self, task_id: str, error: Any, retry_at: str) -> None:
+    def _task_retry_scheduled(self, task_id: str, error: Any, retry_at: datetime) -> None:
         task = self.tasks[task_id]
-        task.update(status=TaskStatus.WAITING.value, delayUntil=retry_at, attempts=task["attempts"] + 1)
+        task.status, task.delay_until, task.attempts = TaskStatus.WAITING, retry_at, task.attempts + 1
 
     @event(TaskResumed)
     def _task_resumed(self, task_id: str) -> None:
-        self.tasks[task_id].update(status=TaskStatus.RUNNING.value, delayUntil=None)
+        task = self.tasks[task_id]
+        task.status, task.delay_until = TaskStatus.RUNNING, None
 
-    def _task(self, id: str) -> dict[str, Any]:
+    def _task(self, id: str) -> Task:
         task = self.tasks.get(id)
         if task is None:
             raise UnknownTask(id)
         return task
 
-    def completed_tasks(self) -> list[dict[str, Any]]:
+    def completed_tasks(self) -> list[Task]:
         """Completed tasks sent back to the endpoint so the job replays past them."""
-        return [
-            {
-                "id": t["id"],
-                "idempotencyKey": t["idempotencyKey"],
-                "status": t["status"],
-                "noop": t["noop"],
-                "output": t["output"],
-                "parentId": t["parentId"],
-            }
-            for t in self.tasks.values()
-            if t["status"] == TaskStatus.COMPLETED and not t["noop"]
-        ]
+        return [t for t in self.tasks.values() if t.status is TaskStatus.COMPLETED and not t.noop]
 
     # -- statuses, subscriptions, notifications ---------------------------------------------------
 

@@ -1,9 +1,7 @@
-"""Tasks: the durable steps (io.runTask, io.wait, io.logger, ...) a run records while its job executes.
+"""Tasks: the durable steps (io.runTask, io.wait, io.logger, ...) a run records while its job executes."""
 
-A task is kept as the ServerTask the trigger.dev v2 SDK reads (camelCase keys, ISO dates).
-"""
-
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
@@ -19,69 +17,123 @@ class TaskStatus(StrEnum):
 
 
 OPEN: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.WAITING, TaskStatus.RUNNING})
+ENDED: frozenset[TaskStatus] = frozenset({TaskStatus.COMPLETED, TaskStatus.ERRORED, TaskStatus.CANCELED})
 
-_COPIED = ("icon", "description", "params", "properties", "style", "operation", "parentId", "displayKey")
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What the SDK asks for when it creates a task (its RunTaskBody)."""
+
+    idempotency_key: str
+    name: str | None = None
+    noop: bool = False
+    delay_until: datetime | None = None
+    callback: bool = False  # the task waits for a POST to its callback URL
+    retry: dict[str, Any] | None = None
+    icon: str | None = None
+    description: str | None = None
+    params: Any = None
+    properties: list[dict[str, Any]] | None = None
+    style: dict[str, Any] | None = None
+    operation: str | None = None
+    parent_id: str | None = None
+    display_key: str | None = None
+
+
+@dataclass(slots=True)
+class Task:
+    """A task of a run, as the run's events made it (its fields change as the task goes on)."""
+
+    id: str
+    idempotency_key: str
+    name: str
+    noop: bool
+    status: TaskStatus
+    started_at: datetime
+    completed_at: datetime | None = None
+    delay_until: datetime | None = None
+    output: Any = None
+    output_properties: Any = None
+    attempts: int = 1
+    callback_url: str | None = None
+    retry: dict[str, Any] | None = None
+    icon: str | None = None
+    description: str | None = None
+    params: Any = None
+    properties: list[dict[str, Any]] | None = None
+    style: dict[str, Any] = field(default_factory=lambda: {"style": "normal"})
+    operation: str | None = None
+    parent_id: str | None = None
+    display_key: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN
+
+    @property
+    def has_ended(self) -> bool:
+        return self.status in ENDED
+
+    def due(self, now: datetime) -> bool:
+        """A waiting task whose delay has passed and that resumes when the run next executes."""
+        return self.status is TaskStatus.WAITING and self.delay_until is not None and self.delay_until <= now
+
+    def copy(self) -> "Task":
+        return replace(self)
 
 
 def task_id(run_id: UUID, idempotency_key: str) -> str:
     return str(uuid5(run_id, idempotency_key))
 
 
-def iso(value: datetime) -> str:
-    """An ISO time in UTC with milliseconds and a Z, as the trigger.dev API writes them."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def iso_or_none(value: datetime | None) -> str | None:
-    return None if value is None else iso(value)
-
-
-def new_task(
-    run_id: UUID, spec: dict[str, Any], now: datetime, run_canceled: bool, callback_url: str | None = None
-) -> dict[str, Any]:
-    """The task the server creates for a create-task request `spec` (RunTaskBody). A task with its callback
-    enabled waits until something POSTs its result to `callback_url`."""
-    key = spec["idempotencyKey"]
-    delay_until = spec.get("delayUntil")
-    callback = spec.get("callback") or {}
-    noop = bool(spec.get("noop", False))
+def new_task(run_id: UUID, spec: TaskSpec, now: datetime, run_canceled: bool, callback_url: str | None = None) -> Task:
+    """The task the server creates for a create-task request. A task with its callback enabled waits until
+    something POSTs its result to `callback_url`."""
     if run_canceled:
         status = TaskStatus.CANCELED
-    elif (delay_until is not None and datetime.fromisoformat(delay_until) > now) or callback.get("enabled"):
+    elif (spec.delay_until is not None and spec.delay_until > now) or spec.callback:
         status = TaskStatus.WAITING
-    elif noop:
+    elif spec.noop:
         status = TaskStatus.COMPLETED
     else:
         status = TaskStatus.RUNNING
-    task: dict[str, Any] = {
-        "id": task_id(run_id, key),
-        "idempotencyKey": key,
-        "name": spec.get("name") or "Task",
-        "noop": noop,
-        "status": status.value,
-        "startedAt": iso(now),
-        "completedAt": iso(now) if status is TaskStatus.COMPLETED else None,
-        "delayUntil": delay_until,
-        "output": None,
-        "outputProperties": None,
-        "error": None,
-        "attempts": 1,
-        "callbackUrl": callback_url if callback.get("enabled") else None,
-        "retry": spec.get("retry"),
-    }
-    task.update({name: spec.get(name) for name in _COPIED})
-    if task["style"] is None:
+    return Task(
+        id=task_id(run_id, spec.idempotency_key),
+        idempotency_key=spec.idempotency_key,
+        name=spec.name or "Task",
+        noop=spec.noop,
+        status=status,
+        started_at=now,
+        completed_at=now if status is TaskStatus.COMPLETED else None,
+        delay_until=spec.delay_until,
+        callback_url=callback_url if spec.callback else None,
+        retry=spec.retry,
+        icon=spec.icon,
+        description=spec.description,
+        params=spec.params,
+        properties=spec.properties,
+        style=spec.style if spec.style is not None else {"style": "normal"},
+        operation=spec.operation,
+        parent_id=spec.parent_id,
+        display_key=spec.display_key,
+    )
+
+
+_RENAMED = {
+    "idempotencyKey": "idempotency_key",
+    "startedAt": "started_at",
+    "completedAt": "completed_at",
+    "delayUntil": "delay_until",
+    "outputProperties": "output_properties",
+    "callbackUrl": "callback_url",
+    "parentId": "parent_id",
+    "displayKey": "display_key",
+}
+
+
+def task_from_v1(stored: dict[str, Any]) -> dict[str, Any]:
+    """A task as the first version of TaskStarted kept it (the SDK's camelCase keys) in today's shape."""
+    task = {_RENAMED.get(key, key): value for key, value in stored.items() if key != "error"}
+    if task.get("style") is None:
         task["style"] = {"style": "normal"}
     return task
-
-
-def is_open(task: dict[str, Any]) -> bool:
-    return TaskStatus(task["status"]) in OPEN
-
-
-def due(task: dict[str, Any], now: datetime) -> bool:
-    """A waiting task whose delay has passed and that resumes when the run next executes."""
-    delay_until = task.get("delayUntil")
-    return (
-        task["status"] == TaskStatus.WAITING and delay_until is not None and datetime.fromisoformat(delay_until) <= now
-    )

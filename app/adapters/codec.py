@@ -1,6 +1,13 @@
-"""Turns domain events into stored rows and back, with msgspec JSON and each class's explicit topic."""
+"""Turns domain events into stored rows and back, with msgspec JSON and each class's explicit topic.
+
+Events can evolve as the eventsourcing library lets them: a class with `class_version = n` (n > 1) is stored
+with its version, and an event stored at an older version is brought up to date, when read, by the class's
+`upcast_v1_v2`, `upcast_v2_v3`, ... in turn (each changes the stored state in place). Then each field is
+given its declared type: times become datetimes, values such as a task their class.
+"""
 
 import dataclasses
+import types
 import typing
 from datetime import datetime
 from functools import cache
@@ -21,6 +28,8 @@ from app.adapters.json_limits import decode_stored
 DomainEvent = CanMutateAggregate[Any]
 
 _encoder = msgspec.json.Encoder()
+# Field types JSON decodes to as they are; any other is converted when an event is read.
+_AS_DECODED = {str, int, float, bool, Any, type(None), dict, list}
 
 
 class StoredEvent(NamedTuple):
@@ -30,31 +39,69 @@ class StoredEvent(NamedTuple):
     state: bytes
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _EventClass:
+    cls: type
+    version: int
+    times: tuple[str, ...]  # datetime fields, read with the fast parser
+    typed: tuple[tuple[str, Any], ...]  # other fields needing a conversion, with their type
+
+
 def encode_event(event: DomainEvent) -> StoredEvent:
     state = dict(event.__dict__)
     originator_id = state.pop("originator_id")
     originator_version = state.pop("originator_version")
+    version = getattr(type(event), "class_version", 1)
+    if version > 1:
+        state["class_version"] = version
     return StoredEvent(originator_id, originator_version, get_topic(type(event)), _encoder.encode(state))
 
 
 def decode_event(originator_id: UUID, originator_version: int, topic: str, state: bytes) -> DomainEvent:
-    cls, datetime_fields = _event_class(topic)
+    known = _event_class(topic)
     values = decode_stored(state)
-    for name in datetime_fields:
+    stored_version = values.pop("class_version", 1)
+    while stored_version < known.version:
+        getattr(known.cls, f"upcast_v{stored_version}_v{stored_version + 1}")(values)
+        stored_version += 1
+    for name in known.times:
         value = values.get(name)
         if value.__class__ is str:
             values[name] = datetime.fromisoformat(value)
+    for name, hint in known.typed:
+        if name in values:
+            values[name] = msgspec.convert(values[name], hint, strict=False)
     values["originator_id"] = originator_id
     values["originator_version"] = originator_version
-    event: Any = object.__new__(cls)
+    event: Any = object.__new__(known.cls)
     object.__setattr__(event, "__dict__", values)  # events are frozen; this is how they are built, not changed
     return typing.cast(DomainEvent, event)
 
 
 @cache
-def _event_class(topic: str) -> tuple[type, tuple[str, ...]]:
+def _event_class(topic: str) -> _EventClass:
     cls = resolve_topic(topic)
-    return cls, _datetime_fields(cls)
+    hints = typing.get_type_hints(cls)
+    times, typed = [], []
+    for field in dataclasses.fields(cls):
+        if field.name in ("originator_id", "originator_version"):
+            continue  # the stream's coordinates: not in the stored state
+        hint = hints.get(field.name, Any)
+        if hint in (datetime, datetime | None):
+            times.append(field.name)
+        elif not _as_decoded(hint):
+            typed.append((field.name, hint))
+    return _EventClass(cls, getattr(cls, "class_version", 1), tuple(times), tuple(typed))
+
+
+def _as_decoded(hint: Any) -> bool:
+    """Whether JSON decodes to a value of this type as it is (str, numbers, dicts and lists of those...)."""
+    origin = typing.get_origin(hint)
+    if origin is None:
+        return hint in _AS_DECODED
+    return origin in (dict, list, typing.Union, types.UnionType) and all(
+        _as_decoded(argument) for argument in typing.get_args(hint)
+    )
 
 
 def event_state(event: DomainEvent) -> dict[str, Any]:
@@ -63,9 +110,3 @@ def event_state(event: DomainEvent) -> dict[str, Any]:
         {k: v for k, v in event.__dict__.items() if k not in ("originator_id", "originator_version")}
     )
     return state
-
-
-@cache
-def _datetime_fields(cls: type) -> tuple[str, ...]:
-    hints = typing.get_type_hints(cls)
-    return tuple(f.name for f in dataclasses.fields(cls) if hints.get(f.name) in (datetime, datetime | None))

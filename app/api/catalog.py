@@ -11,7 +11,8 @@ from litestar.params import FromPath, JSONBody
 from app.adapters.health import Readiness
 from app.api.common import Env, Service
 from app.errors import ClientError
-from domain.tasks import iso_or_none as iso
+from domain.jobs import is_enabled
+from domain.times import iso_or_none as iso
 
 _SLUG = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$")
 
@@ -82,7 +83,7 @@ def _version_view(row: Any) -> dict[str, Any]:
         "endpointId": str(row.endpoint_id),
         "event": metadata.get("event"),
         "trigger": metadata.get("trigger"),
-        "enabled": metadata.get("enabled", True),
+        "enabled": is_enabled(metadata),
         "concurrencyLimit": metadata.get("concurrencyLimit"),
         "createdAt": iso(row.created_at),
     }

@@ -10,7 +10,7 @@ from app.adapters.reads import MAX_TAKE, RunFilter
 from app.api.common import Env, Service, parse_run_id
 from app.errors import ClientError
 from domain.status import RunStatus
-from domain.tasks import iso_or_none
+from domain.times import iso_or_none
 
 
 def _summary(run: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from app.api.common import Env, Service, parse_instant
 from app.errors import ClientError
 from app.service.events import NewEvent
 from domain.event_records import EventRecord
-from domain.tasks import iso_or_none as iso
+from domain.times import iso_or_none as iso
 
 MAX_BULK = 100
 
@@ -53,21 +53,22 @@ def _new_event(event: EventBody, options: EventOptions | None) -> NewEvent:
         if not 0 <= options.deliverAfter <= 365 * 24 * 3600:
             raise ClientError("`options.deliverAfter` must be 0 to 31536000 seconds")
         deliver_at = datetime.now(UTC) + timedelta(seconds=options.deliverAfter)
-    return NewEvent(event.name, event.payload, event.context, event.id, event.timestamp, event.source, deliver_at)
+    sent_at = parse_instant(event.timestamp, "event.timestamp") if event.timestamp is not None else None
+    return NewEvent(event.name, event.payload, event.context, event.id, sent_at, event.source, deliver_at)
 
 
 def event_log(record: EventRecord) -> dict[str, Any]:
     """The ApiEventLog the SDK reads back."""
-    delivered_at = record.delivered_at if record.deliver_at else iso(record.created_on)
+    delivered_at = record.delivered_at if record.deliver_at else record.created_on
     return {
         "id": record.event_id,
         "name": record.name,
         "payload": record.payload,
         "context": record.context,
-        "timestamp": record.sent_at,
-        "deliverAt": record.deliver_at,
-        "deliveredAt": delivered_at,
-        "cancelledAt": record.cancelled_at,
+        "timestamp": iso(record.sent_at),
+        "deliverAt": iso(record.deliver_at),
+        "deliveredAt": iso(delivered_at),
+        "cancelledAt": iso(record.cancelled_at),
     }
 
 

@@ -11,7 +11,8 @@ from app.api.requests import json_body
 from app.errors import ClientError
 from app.service.runs import RunOptions
 from domain.runs import JobRun, validate_tags
-from domain.tasks import iso_or_none as iso
+from domain.tasks import Task, TaskSpec
+from domain.times import iso_or_none as iso
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
 CACHED_TASKS_VERSION = "2023-09-29"
@@ -166,7 +167,7 @@ async def get_run_statuses(service: Service, env: Env, run_id: FromPath[str]) ->
 async def create_task(
     request: AnyRequest, service: Service, env: Env, run_id: FromPath[str], data: JSONBody[CreateTaskBody]
 ) -> Response[Any]:
-    task = await service.tasks.create(env.id, parse_run_id(run_id), _task_spec(data, request))
+    task = server_task(await service.tasks.create(env.id, parse_run_id(run_id), _task_spec(data, request)))
     if request.headers.get("trigger-version") == CACHED_TASKS_VERSION:
         return Response({"task": task}, headers={"trigger-version": CACHED_TASKS_VERSION})
     return Response(task)
@@ -182,7 +183,10 @@ async def complete_task(
     data: JSONBody[CompleteTaskBody],
 ) -> dict[str, Any]:
     serialized = request.headers.get("trigger-version") == SERIALIZED_OUTPUT_VERSION
-    return await service.tasks.complete(env.id, parse_run_id(run_id), task_id, data.output, data.properties, serialized)
+    completed = await service.tasks.complete(
+        env.id, parse_run_id(run_id), task_id, data.output, data.properties, serialized
+    )
+    return server_task(completed)
 
 
 @post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/fail", status_code=200)
@@ -191,7 +195,7 @@ async def fail_task(
 ) -> dict[str, Any]:
     error = msgspec.structs.asdict(data.error)
     error = {k: v for k, v in error.items() if v is not None}
-    return await service.tasks.fail(env.id, parse_run_id(run_id), task_id, error)
+    return server_task(await service.tasks.fail(env.id, parse_run_id(run_id), task_id, error))
 
 
 @post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/callback/{secret:str}", status_code=200)
@@ -216,44 +220,84 @@ async def update_status(
 MAX_IDEMPOTENCY_KEY = 512
 
 
-def _task_spec(body: CreateTaskBody, request: AnyRequest) -> dict[str, Any]:
-    """The task request as the domain takes it: the SDK's keys, with times normalised to UTC."""
+def _task_spec(body: CreateTaskBody, request: AnyRequest) -> TaskSpec:
+    """The task request as the domain takes it."""
     key = body.idempotencyKey or request.headers.get("idempotency-key")
     if not key:
         raise ClientError("`idempotencyKey` is required")
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise ClientError(f"`idempotencyKey` is longer than {MAX_IDEMPOTENCY_KEY} characters")
-    spec = {name: value for name, value in msgspec.structs.asdict(body).items() if value is not None}
-    spec["idempotencyKey"] = key
-    if body.delayUntil is not None:
-        spec["delayUntil"] = iso(parse_instant(body.delayUntil, "delayUntil"))
-    if body.callback is not None:
-        spec["callback"] = msgspec.structs.asdict(body.callback)
-    return spec
-
-
-def _task_view(task: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "id",
-        "name",
-        "icon",
-        "startedAt",
-        "completedAt",
-        "status",
-        "displayKey",
-        "params",
-        "output",
-        "outputProperties",
-        "error",
-        "parentId",
-        "style",
-        "description",
-        "properties",
-        "idempotencyKey",
-        "attempts",
-        "noop",
+    return TaskSpec(
+        idempotency_key=key,
+        name=body.name,
+        noop=body.noop,
+        delay_until=parse_instant(body.delayUntil, "delayUntil") if body.delayUntil is not None else None,
+        callback=body.callback is not None and body.callback.enabled,
+        retry=body.retry,
+        icon=body.icon,
+        description=body.description,
+        params=body.params,
+        properties=body.properties,
+        style=body.style,
+        operation=body.operation,
+        parent_id=body.parentId,
+        display_key=body.displayKey,
     )
-    return {key: task.get(key) for key in keys}
+
+
+def server_task(task: Task) -> dict[str, Any]:
+    """The task as the SDK reads it (its ServerTask)."""
+    return {
+        "id": task.id,
+        "idempotencyKey": task.idempotency_key,
+        "name": task.name,
+        "noop": task.noop,
+        "status": task.status.value,
+        "startedAt": iso(task.started_at),
+        "completedAt": iso(task.completed_at),
+        "delayUntil": iso(task.delay_until),
+        "output": task.output,
+        "outputProperties": task.output_properties,
+        "error": None,
+        "attempts": task.attempts,
+        "callbackUrl": task.callback_url,
+        "retry": task.retry,
+        "icon": task.icon,
+        "description": task.description,
+        "params": task.params,
+        "properties": task.properties,
+        "style": task.style,
+        "operation": task.operation,
+        "parentId": task.parent_id,
+        "displayKey": task.display_key,
+    }
+
+
+_VIEWED = (
+    "id",
+    "name",
+    "icon",
+    "startedAt",
+    "completedAt",
+    "status",
+    "displayKey",
+    "params",
+    "output",
+    "outputProperties",
+    "error",
+    "parentId",
+    "style",
+    "description",
+    "properties",
+    "idempotencyKey",
+    "attempts",
+    "noop",
+)
+
+
+def _task_view(task: Task) -> dict[str, Any]:
+    shown = server_task(task)
+    return {key: shown[key] for key in _VIEWED}
 
 
 HANDLERS = [

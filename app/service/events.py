@@ -18,7 +18,6 @@ from app.service.writes import Topics
 from domain import ids
 from domain.event_records import EventRecord
 from domain.runs import JobRun
-from domain.tasks import iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +26,7 @@ class NewEvent:
     payload: Any = None
     context: Any = None
     id: str | None = None
-    timestamp: str | None = None
+    timestamp: datetime | None = None
     source: str | None = None
     deliver_at: datetime | None = None
 
@@ -45,7 +44,6 @@ class Events:
         The same event id in one environment is recorded once; sending it again returns the first record."""
         now = datetime.now(UTC)
         event_id = event.id or str(uuid4())
-        deliver_at = iso(event.deliver_at) if event.deliver_at else None
         record = new_record(
             env,
             event_id,
@@ -53,8 +51,8 @@ class Events:
             event.payload,
             event.context,
             event.source or "trigger.dev",
-            sent_at=event.timestamp or iso(now),
-            deliver_at=deliver_at,
+            sent_at=event.timestamp or now,
+            deliver_at=event.deliver_at,
         )
         try:
             if event.deliver_at is not None and event.deliver_at > now:
@@ -75,7 +73,7 @@ class Events:
         if record is None or not record.pending:
             return "duplicate"
         runs = await self._triggered_runs(record)
-        record.deliver(iso(datetime.now(UTC)))
+        record.deliver(datetime.now(UTC))
         try:
             await self.runs.save_new(record, runs)
         except ConcurrencyConflict:
@@ -84,7 +82,7 @@ class Events:
 
     async def cancel(self, env: EnvironmentInfo, event_id: str) -> EventRecord:
         record = await self.get(env, event_id)
-        record.cancel(iso(datetime.now(UTC)))
+        record.cancel(datetime.now(UTC))
         await self.store.save(record)
         return record
 

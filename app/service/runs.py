@@ -20,7 +20,7 @@ from domain import ids
 from domain.event_records import EventRecord, test_event_id
 from domain.jobs import JobVersion
 from domain.runs import JobRun
-from domain.tasks import iso
+from domain.times import iso
 from projections.apply import Fold
 from projections.run_status import changes as run_status_changes
 
@@ -221,8 +221,8 @@ def new_record(
     context: Any,
     source: str,
     is_test: bool = False,
-    sent_at: str | None = None,
-    deliver_at: str | None = None,
+    sent_at: datetime | None = None,
+    deliver_at: datetime | None = None,
 ) -> EventRecord:
     return EventRecord(
         id=ids.event_record_id(str(env.id), event_id),
@@ -232,7 +232,7 @@ def new_record(
         payload=payload,
         context=context,
         source=source,
-        sent_at=sent_at or iso(datetime.now(UTC)),
+        sent_at=sent_at or datetime.now(UTC),
         is_test=is_test,
         deliver_at=deliver_at,
     )

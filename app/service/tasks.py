@@ -11,6 +11,7 @@ from app.adapters.store import EventStore
 from app.errors import NotFound
 from app.service.writes import RunWriter
 from domain.runs import JobRun
+from domain.tasks import Task, TaskSpec
 
 
 class Tasks:
@@ -22,7 +23,7 @@ class Tasks:
         self.api_url = api_url
         self.secret_key = secret_key
 
-    async def create(self, env_id: UUID, run_id: UUID, spec: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, env_id: UUID, run_id: UUID, spec: TaskSpec) -> Task:
         """The task of this idempotency key: the existing one, or a new one."""
         key = await self.secret_key(env_id)
 
@@ -30,12 +31,12 @@ class Tasks:
             secret = callback_secret(key, run_id, task_id)
             return f"{self.api_url}/api/v1/runs/{run_id}/tasks/{task_id}/callback/{secret}"
 
-        def create(run: JobRun) -> dict[str, Any]:
-            return dict(run.create_task(spec, datetime.now(UTC), callback_url))
+        def create(run: JobRun) -> Task:
+            return run.create_task(spec, datetime.now(UTC), callback_url).copy()
 
         return await self.writer.change(run_id, env_id, create)
 
-    async def complete_by_callback(self, run_id: UUID, task_id: str, secret: str, output: Any) -> dict[str, Any]:
+    async def complete_by_callback(self, run_id: UUID, task_id: str, secret: str, output: Any) -> Task:
         """A task's callback URL was called: its body is the task's output."""
         run = await self.store.get(run_id, JobRun)
         if run is None or task_id not in run.tasks:
@@ -44,22 +45,22 @@ class Tasks:
         if not hmac.compare_digest(secret.encode(), callback_secret(key, run_id, task_id).encode()):
             raise NotFound("no such task callback")
 
-        def complete(run: JobRun) -> dict[str, Any]:
-            return dict(run.complete_task(task_id, output, None, datetime.now(UTC)))
+        def complete(run: JobRun) -> Task:
+            return run.complete_task(task_id, output, None, datetime.now(UTC)).copy()
 
         return await self.writer.change(run_id, None, complete)
 
     async def complete(
         self, env_id: UUID, run_id: UUID, task_id: str, output: Any, properties: Any, serialized: bool
-    ) -> dict[str, Any]:
-        def complete(run: JobRun) -> dict[str, Any]:
-            return dict(run.complete_task(_known(run, task_id), output, properties, datetime.now(UTC), serialized))
+    ) -> Task:
+        def complete(run: JobRun) -> Task:
+            return run.complete_task(_known(run, task_id), output, properties, datetime.now(UTC), serialized).copy()
 
         return await self.writer.change(run_id, env_id, complete)
 
-    async def fail(self, env_id: UUID, run_id: UUID, task_id: str, error: Any) -> dict[str, Any]:
-        def fail(run: JobRun) -> dict[str, Any]:
-            return dict(run.fail_task(_known(run, task_id), error, datetime.now(UTC)))
+    async def fail(self, env_id: UUID, run_id: UUID, task_id: str, error: Any) -> Task:
+        def fail(run: JobRun) -> Task:
+            return run.fail_task(_known(run, task_id), error, datetime.now(UTC)).copy()
 
         return await self.writer.change(run_id, env_id, fail)
 

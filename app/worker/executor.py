@@ -21,7 +21,7 @@ from domain.environments import ORGANIZATION
 from domain.event_records import EventRecord
 from domain.runs import JobRun
 from domain.status import RunStatus
-from domain.tasks import iso
+from domain.times import iso, iso_or_none
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ def run_job_body(run: JobRun, record: EventRecord, target: Target, started: date
             "name": record.name,
             "payload": record.payload,
             "context": record.context,
-            "timestamp": record.sent_at,
-            "deliverAt": record.deliver_at,
+            "timestamp": iso(record.sent_at),
+            "deliverAt": iso_or_none(record.deliver_at),
         },
         "job": {"id": run.job_slug, "version": run.job_version},
         "run": {
@@ -156,6 +156,16 @@ def run_job_body(run: JobRun, record: EventRecord, target: Target, started: date
         },
         "environment": {"id": run.environment_id, "slug": target.environment_slug, "type": target.environment_type},
         "organization": {"id": ORGANIZATION.id, "title": ORGANIZATION.title, "slug": ORGANIZATION.slug},
-        "tasks": run.completed_tasks(),
+        "tasks": [
+            {
+                "id": task.id,
+                "idempotencyKey": task.idempotency_key,
+                "status": task.status.value,
+                "noop": task.noop,
+                "output": task.output,
+                "parentId": task.parent_id,
+            }
+            for task in run.completed_tasks()
+        ],
         "yieldedExecutions": run.yielded_keys,
     }

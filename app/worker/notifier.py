@@ -17,7 +17,8 @@ from domain.environments import ORGANIZATION
 from domain.event_records import EventRecord
 from domain.runs import JobRun
 from domain.status import RunStatus
-from domain.tasks import TaskStatus, iso
+from domain.tasks import Task, TaskStatus
+from domain.times import iso
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def notification(
         "invocation": {
             "id": record.event_id,
             "context": record.context,
-            "timestamp": record.sent_at,
+            "timestamp": iso(record.sent_at),
             "payload": record.payload,
         },
     }
@@ -93,17 +94,17 @@ def notification(
         body["output"] = run.output
     else:
         body["error"] = run.error
-        failed = [t for t in run.tasks.values() if t["status"] == TaskStatus.ERRORED]
+        failed: list[Task] = [t for t in run.tasks.values() if t.status is TaskStatus.ERRORED]
         if failed:
             task = failed[-1]
             body["task"] = {
-                "id": task["idempotencyKey"],
-                "cacheKey": task.get("displayKey"),
-                "status": task["status"],
-                "name": task["name"],
-                "icon": task.get("icon"),
-                "startedAt": task.get("startedAt"),
-                "error": task.get("output"),
-                "params": task.get("params"),
+                "id": task.idempotency_key,
+                "cacheKey": task.display_key,
+                "status": task.status.value,
+                "name": task.name,
+                "icon": task.icon,
+                "startedAt": iso(task.started_at),
+                "error": task.output,
+                "params": task.params,
             }
     return body

@@ -134,7 +134,7 @@ async def test_stop_postgresql_under_load(
         await migrate(postgres.url)
         own = replace(settings, database_url=postgres.url, execution_topic=f"db-stop-{uuid.uuid4().hex[:6]}")
         setup = Container.create(own)
-        await setup.environments.create("test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
+        await setup.service.environments.create("test", EnvironmentType.DEVELOPMENT, COMPAT_API_KEY)
         await setup.close()
         headers = {"Authorization": f"Bearer {COMPAT_API_KEY}"}
         with cluster(own, logs) as roles:

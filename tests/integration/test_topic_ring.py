@@ -11,9 +11,10 @@ from aiokafka import TopicPartition
 from app.adapters import kafka
 from app.adapters.messages import lane_topics
 from app.adapters.store import OutboxMessage
-from app.adapters.topic_ring import RING_SLOTS, RingKeeper, TopicRing
+from app.adapters.topic_ring import RING_SLOTS, TopicRing
 from app.container import Container
 from app.settings import Settings
+from app.worker.ring_keeper import RingKeeper
 from tests.helpers import count, finished, start_roles, start_test_run, stop_roles, wait_for
 
 PERIOD = 1.0

@@ -5,7 +5,7 @@ from uuid import UUID
 import pytest
 from sqlalchemy import text
 
-from app import kafka
+from app.adapters import kafka
 from app.adapters.messages import dead_letter_topic, encode_message
 from app.container import Container
 from app.service.environments import EnvironmentInfo

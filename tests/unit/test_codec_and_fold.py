@@ -1,9 +1,12 @@
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import msgspec
+
 from app.adapters.codec import decode_event, encode_event
 from domain.runs import JobRun
 from domain.status import RunStatus
+from domain.tasks import Task, TaskSpec
 from projections import tables
 from projections.apply import Fold
 from projections.registry import changes_for
@@ -52,3 +55,72 @@ def test_an_update_without_a_row_changes_nothing() -> None:
     fold = Fold()
     fold.apply(changes_for(events[1:]))
     assert fold.table_rows(tables.run_status) == []
+
+
+def test_a_task_is_stored_and_read_back_as_its_class() -> None:
+    run = finished_run()
+    run.collect_events()
+    run.create_task(TaskSpec("k", name="fetch", delay_until=datetime(2026, 1, 2, tzinfo=UTC)), datetime.now(UTC))
+    (started,) = run.collect_events()
+    stored = encode_event(started)
+    assert msgspec.json.decode(stored.state)["class_version"] == 2
+    decoded = decode_event(*stored)
+    assert isinstance(decoded.__dict__["task"], Task)
+    assert decoded.__dict__ == started.__dict__
+
+
+def test_an_event_stored_in_an_older_shape_is_upcast_when_read() -> None:
+    """A TaskStarted of version 1 (the SDK's camelCase task) and an EventRecorded of version 1 (a `sent_at`
+    that was not a time), exactly as an earlier release stored them."""
+    run_id, record_id = uuid4(), uuid4()
+    task_v1 = {
+        "timestamp": "2026-01-01T00:00:00.000001+00:00",
+        "originator_topic": "jobs.JobRun",
+        "task": {
+            "id": "t1",
+            "idempotencyKey": "k",
+            "name": "Task",
+            "noop": False,
+            "status": "WAITING",
+            "startedAt": "2026-01-01T00:00:00.000Z",
+            "completedAt": None,
+            "delayUntil": "2026-01-01T00:00:05.000Z",
+            "output": None,
+            "outputProperties": None,
+            "error": None,
+            "attempts": 1,
+            "callbackUrl": None,
+            "retry": None,
+            "icon": "clock",
+            "description": None,
+            "params": {"seconds": 5},
+            "properties": None,
+            "style": {"style": "minimal"},
+            "operation": None,
+            "parentId": "p1",
+            "displayKey": "wait",
+        },
+    }
+    started = decode_event(run_id, 3, "jobs.JobRun.TaskStarted", msgspec.json.encode(task_v1))
+    task = started.__dict__["task"]
+    assert isinstance(task, Task)
+    assert (task.idempotency_key, task.status, task.parent_id, task.display_key) == ("k", "WAITING", "p1", "wait")
+    assert task.delay_until == datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    assert task.style == {"style": "minimal"} and task.params == {"seconds": 5}
+    recorded_v1 = {
+        "timestamp": "2026-01-01T00:00:00.000001+00:00",
+        "originator_topic": "jobs.EventRecord",
+        "environment_id": str(uuid4()),
+        "event_id": "e1",
+        "name": "order.placed",
+        "payload": {},
+        "context": {},
+        "source": "trigger.dev",
+        "sent_at": "yesterday",
+        "is_test": False,
+        "deliver_at": None,
+    }
+    recorded = decode_event(record_id, 1, "jobs.EventRecord.EventRecorded", msgspec.json.encode(recorded_v1))
+    assert recorded.__dict__["sent_at"] == datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+    record = recorded.mutate(None)
+    assert record.sent_at == recorded.__dict__["sent_at"]

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.execution import Next, from_body, from_response, from_transport_failure
+from domain.execution import Next, TaskRef, from_body, from_response, from_transport_failure
 from domain.status import RunStatus
 
 TASK = {"id": "t1", "status": "WAITING", "delayUntil": "2026-01-01T00:00:05.000Z"}
@@ -16,7 +16,7 @@ def test_success_keeps_the_output() -> None:
 def test_error_fails_the_run_with_the_error_and_the_task() -> None:
     error = {"message": "boom", "name": "Error", "stack": "at x"}
     outcome = from_response(200, {"status": "ERROR", "error": error, "task": {"id": "t9"}})
-    assert (outcome.status, outcome.error, outcome.task) == (RunStatus.FAILURE, error, {"id": "t9"})
+    assert (outcome.status, outcome.error, outcome.task) == (RunStatus.FAILURE, error, TaskRef("t9"))
 
 
 def test_invalid_payload_and_unresolved_auth() -> None:

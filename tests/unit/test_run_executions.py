@@ -8,7 +8,8 @@ from domain.environments import EnvironmentType
 from domain.execution import from_body, from_response, from_transport_failure
 from domain.runs import JobRun, NextExecution
 from domain.status import RunStatus
-from domain.tasks import iso
+from domain.tasks import Task, TaskSpec
+from domain.times import iso, iso_or_none
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -27,6 +28,11 @@ def started_run() -> JobRun:
     )
     run.start(1, NOW, LEASE)
     return run
+
+
+def sdk(task: Task) -> dict[str, object]:
+    """The task as the SDK sends it back in an answer."""
+    return {"id": task.id, "status": task.status.value, "delayUntil": iso_or_none(task.delay_until)}
 
 
 def test_backoff_is_one_and_a_half_to_the_n_times_500_ms() -> None:
@@ -55,36 +61,29 @@ def test_a_development_environment_does_not_retry() -> None:
 def test_a_wait_resumes_at_the_tasks_delay_and_completes_it_then() -> None:
     run = started_run()
     delay = NOW + timedelta(seconds=5)
-    task = run.create_task({"idempotencyKey": "w", "noop": True, "name": "wait", "delayUntil": iso(delay)}, NOW)
-    assert task["status"] == "WAITING"
-    scheduled = run.finish(from_body({"status": "RESUME_WITH_TASK", "task": task}), NOW, 5, PROD)
+    task = run.create_task(TaskSpec("w", name="wait", noop=True, delay_until=delay), NOW)
+    assert task.status == "WAITING"
+    scheduled = run.finish(from_body({"status": "RESUME_WITH_TASK", "task": sdk(task)}), NOW, 5, PROD)
     assert scheduled == NextExecution(2, delay)
     assert run.status is RunStatus.WAITING_TO_CONTINUE
     run.start(2, delay, LEASE)
-    assert run.tasks[task["id"]]["status"] == "COMPLETED"
+    assert run.tasks[task.id].status == "COMPLETED"
     assert run.completed_tasks() == []  # a completed noop task is not replayed from `tasks`
 
 
 def test_a_task_retry_waits_until_retry_at_and_counts_the_attempt() -> None:
     run = started_run()
-    task = run.create_task({"idempotencyKey": "t", "name": "flaky"}, NOW)
+    task = run.create_task(TaskSpec("t", name="flaky"), NOW)
     retry_at = NOW + timedelta(seconds=1)
-    body = {"status": "RETRY_WITH_TASK", "task": task, "error": {"message": "x"}, "retryAt": iso(retry_at)}
+    body = {"status": "RETRY_WITH_TASK", "task": sdk(task), "error": {"message": "x"}, "retryAt": iso(retry_at)}
     assert run.finish(from_body(body), NOW, 5, PROD) == NextExecution(2, retry_at)
-    assert run.tasks[task["id"]]["status"] == "WAITING"
+    assert run.tasks[task.id].status == "WAITING"
     run.start(2, retry_at, LEASE)
-    again = run.create_task({"idempotencyKey": "t", "name": "flaky"}, retry_at)
-    assert (again["status"], again["attempts"]) == ("RUNNING", 2)
-    run.complete_task(task["id"], '"ok"', None, retry_at, serialized_output=True)
-    assert run.completed_tasks() == [
-        {
-            "id": task["id"],
-            "idempotencyKey": "t",
-            "status": "COMPLETED",
-            "noop": False,
-            "output": "ok",
-            "parentId": None,
-        }
+    again = run.create_task(TaskSpec("t", name="flaky"), retry_at)
+    assert (again.status, again.attempts) == ("RUNNING", 2)
+    run.complete_task(task.id, '"ok"', None, retry_at, serialized_output=True)
+    assert [(t.id, t.idempotency_key, t.status, t.noop, t.output, t.parent_id) for t in run.completed_tasks()] == [
+        (task.id, "t", "COMPLETED", False, "ok", None)
     ]
 
 
@@ -101,10 +100,10 @@ def test_a_yield_continues_at_once_until_a_hundred() -> None:
 
 def test_an_error_with_a_task_marks_the_task_errored() -> None:
     run = started_run()
-    task = run.create_task({"idempotencyKey": "t"}, NOW)
-    run.finish(from_body({"status": "ERROR", "error": {"message": "bad"}, "task": task}), NOW, 1, PROD)
+    task = run.create_task(TaskSpec("t"), NOW)
+    run.finish(from_body({"status": "ERROR", "error": {"message": "bad"}, "task": sdk(task)}), NOW, 1, PROD)
     assert run.status is RunStatus.FAILURE
-    assert run.tasks[task["id"]]["status"] == "ERRORED"
+    assert run.tasks[task.id].status == "ERRORED"
 
 
 def test_limits_end_the_run_as_timed_out() -> None:
@@ -117,20 +116,20 @@ def test_limits_end_the_run_as_timed_out() -> None:
 
 def test_a_task_is_created_once_per_idempotency_key() -> None:
     run = started_run()
-    first = run.create_task({"idempotencyKey": "k", "name": "a"}, NOW)
-    second = run.create_task({"idempotencyKey": "k", "name": "b"}, NOW)
-    assert first == second and first["name"] == "a"
+    first = run.create_task(TaskSpec("k", name="a"), NOW)
+    second = run.create_task(TaskSpec("k", name="b"), NOW)
+    assert first == second and first.name == "a"
     assert len([e for e in run.pending_events if isinstance(e, JobRun.TaskStarted)]) == 1
-    assert run.create_task({"idempotencyKey": "log", "noop": True}, NOW)["status"] == "COMPLETED"
+    assert run.create_task(TaskSpec("log", noop=True), NOW).status == "COMPLETED"
 
 
 def test_completing_the_task_a_run_waits_on_resumes_it() -> None:
     run = started_run()
-    task = run.create_task({"idempotencyKey": "cb", "callback": {"enabled": True}}, NOW, lambda id: f"http://cb/{id}")
-    assert (task["status"], task["callbackUrl"]) == ("WAITING", f"http://cb/{task['id']}")
-    assert run.finish(from_body({"status": "RESUME_WITH_TASK", "task": task}), NOW, 1, PROD) is None
-    assert run.waiting_task == task["id"]
-    run.complete_task(task["id"], {"done": True}, None, NOW)
+    task = run.create_task(TaskSpec("cb", callback=True), NOW, lambda id: f"http://cb/{id}")
+    assert (task.status, task.callback_url) == ("WAITING", f"http://cb/{task.id}")
+    assert run.finish(from_body({"status": "RESUME_WITH_TASK", "task": sdk(task)}), NOW, 1, PROD) is None
+    assert run.waiting_task == task.id
+    run.complete_task(task.id, {"done": True}, None, NOW)
     assert run.due_execution() is not None and run.due_execution().attempt == 2  # type: ignore[union-attr]
 
 
@@ -151,27 +150,27 @@ def test_statuses_keep_their_history() -> None:
 def test_parallel_children_resume_at_the_earliest_and_retry_their_tasks() -> None:
     run = started_run()
     soon, later = NOW + timedelta(seconds=1), NOW + timedelta(seconds=9)
-    parent = run.create_task({"idempotencyKey": "p", "name": "parallel"}, NOW)
-    waiting = run.create_task({"idempotencyKey": "w", "noop": True, "delayUntil": iso(later)}, NOW)
-    flaky = run.create_task({"idempotencyKey": "f"}, NOW)
+    parent = run.create_task(TaskSpec("p", name="parallel"), NOW)
+    waiting = run.create_task(TaskSpec("w", noop=True, delay_until=later), NOW)
+    flaky = run.create_task(TaskSpec("f"), NOW)
     body = {
         "status": "RESUME_WITH_PARALLEL_TASK",
-        "task": parent,
+        "task": sdk(parent),
         "childErrors": [
-            {"status": "RESUME_WITH_TASK", "task": waiting},
-            {"status": "RETRY_WITH_TASK", "task": flaky, "error": {"message": "x"}, "retryAt": iso(soon)},
+            {"status": "RESUME_WITH_TASK", "task": sdk(waiting)},
+            {"status": "RETRY_WITH_TASK", "task": sdk(flaky), "error": {"message": "x"}, "retryAt": iso(soon)},
         ],
     }
     assert run.finish(from_body(body), NOW, 1, PROD) == NextExecution(2, soon)
-    assert run.tasks[flaky["id"]]["status"] == "WAITING"
+    assert run.tasks[flaky.id].status == "WAITING"
 
 
 def test_a_failed_parallel_child_fails_the_run() -> None:
     run = started_run()
-    parent = run.create_task({"idempotencyKey": "p"}, NOW)
+    parent = run.create_task(TaskSpec("p"), NOW)
     body = {
         "status": "RESUME_WITH_PARALLEL_TASK",
-        "task": parent,
+        "task": sdk(parent),
         "childErrors": [{"status": "ERROR", "error": {"message": "child broke"}}],
     }
     assert run.finish(from_body(body), NOW, 1, PROD) is None
