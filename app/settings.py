@@ -14,7 +14,7 @@
 | JOBS_TOPIC_PARTITIONS | 4 | partitions of that topic when the service creates it |
 | JOBS_TOPIC_RING_SECONDS | 0 (embedded broker: 20) | write each topic as a ring of 3, a period each (topic_ring.py) |
 | JOBS_CONSUMER_GROUP | jobs-worker | Kafka consumer group of the workers |
-| JOBS_KAFKA_SESSION_TIMEOUT_MS | 6000 | consumer-group session timeout (joining takes about half) |
+| JOBS_KAFKA_SESSION_TIMEOUT_MS | 6000 | consumer-group session timeout, at least 1000 (joining takes about half) |
 | JOBS_KAFKA_IDEMPOTENCE | false | idempotent producer (Apache Kafka supports it; embedded Tansu does not) |
 | JOBS_RELAY_BATCH_SIZE | 500 | outbox rows the relay claims per transaction |
 | JOBS_RELAY_POLL_SECONDS | 1.0 | relay polling fallback when no NOTIFY arrives |
@@ -52,6 +52,8 @@ import msgspec
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
+# Heartbeats go every fifth of it, at least every 100 ms (kafka.py): below a second that leaves no margin.
+SessionTimeoutMs = Annotated[int, msgspec.Meta(ge=1000)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 SecondsOrOff = Annotated[float, msgspec.Meta(ge=0)]
 # 200 leaves room for the suffixes the service appends (`.high`, `.dlq`, a ring slot) within Kafka's 249.
@@ -103,8 +105,12 @@ def _is_port(text: str) -> bool:
 
 
 def check_public_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed [ of an IPv6 host
+        valid = False
+    if not valid:
         raise SettingsError(f"JOBS_PUBLIC_URL must be an http:// or https:// URL with a host, got {url!r}")
     return url
 
@@ -168,7 +174,7 @@ class Settings:
     topic_partitions: Count = 4
     topic_ring_seconds: SecondsOrOff = 0.0
     consumer_group: str = "jobs-worker"
-    kafka_session_timeout_ms: Count = 6000
+    kafka_session_timeout_ms: SessionTimeoutMs = 6000
     kafka_idempotence: bool = False
     relay_batch_size: Count = 500
     relay_poll_seconds: Seconds = 1.0

@@ -98,6 +98,16 @@ def test_booleans(value: str, expected: bool) -> None:
             "JOBS_PUBLIC_URL must be an http:// or https:// URL with a host, got 'localhost:8000'",
         ),
         (
+            "JOBS_PUBLIC_URL",
+            "http://[::1:8000/",
+            "JOBS_PUBLIC_URL must be an http:// or https:// URL with a host, got 'http://[::1:8000/'",
+        ),
+        (
+            "JOBS_KAFKA_SESSION_TIMEOUT_MS",
+            "500",
+            "JOBS_KAFKA_SESSION_TIMEOUT_MS must be an integer of at least 1000, got '500'",
+        ),
+        (
             "JOBS_ALLOWED_PRIVATE_NETWORKS",
             "10.0.0.0/8,10.0.0.0/33",
             "JOBS_ALLOWED_PRIVATE_NETWORKS must be comma-separated networks such as 10.0.0.0/8 or ::1/128, "
