@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import gc
+import importlib.metadata
 import logging
 import signal
 import sys
@@ -10,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app import event_loop
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -174,6 +175,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="jobs-service", description=__doc__)
+    root.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = root.add_subparsers(dest="command", required=True)
     dev = commands.add_parser("dev", help="run the whole stack, with embedded PostgreSQL and broker when unset")
     dev.add_argument("--port", type=int, help="API port (default JOBS_PORT or 8000)")
@@ -223,9 +225,25 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("jobs-service")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
+def _settings_or_exit() -> Settings:
+    """The settings, or one line naming the bad variable and exit code 2 (a usage error, like argparse's)."""
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        print(f"jobs-service: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    settings = Settings.from_env()
+    settings = _settings_or_exit()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aiokafka", "alembic", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

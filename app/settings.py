@@ -2,19 +2,19 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| DATABASE_URL | (none) | PostgreSQL URL; `dev` starts an embedded PostgreSQL when unset, roles use localhost |
-| KAFKA_BOOTSTRAP_SERVERS | (none) | Kafka bootstrap servers; `dev` starts an embedded broker when unset |
+| DATABASE_URL | (none) | PostgreSQL URL (postgresql://, postgres://); `dev` starts an embedded PostgreSQL when unset |
+| KAFKA_BOOTSTRAP_SERVERS | (none) | `host:port,…` of the Kafka brokers; `dev` starts an embedded broker when unset |
 | JOBS_HOST | 127.0.0.1 | address the API listens on |
-| JOBS_PORT | 8000 | port the API listens on |
-| JOBS_PUBLIC_URL | http://JOBS_HOST:JOBS_PORT | base URL others reach the API at (task callback URLs) |
+| JOBS_PORT | 8000 | port the API listens on (1 to 65535) |
+| JOBS_PUBLIC_URL | http://JOBS_HOST:JOBS_PORT | http(s) base URL others reach the API at (task callback URLs) |
 | JOBS_DATA_DIR | .jobs-data | where `dev` keeps the embedded database, the dev API key and its JOBS_SECRET_KEY |
 | JOBS_DEV_API_KEY | (generated) | API key of the development environment that `dev` creates |
 | JOBS_SECRET_KEY | (none; `dev`: its own) | Fernet keys sealing API keys at rest, comma-separated (see below) |
-| JOBS_EXECUTION_TOPIC | job-execution | Kafka topic of run executions |
+| JOBS_EXECUTION_TOPIC | job-execution | Kafka topic of run executions (letters, digits, `.`, `_`, `-`; at most 200) |
 | JOBS_TOPIC_PARTITIONS | 4 | partitions of that topic when the service creates it |
 | JOBS_TOPIC_RING_SECONDS | 0 (embedded broker: 20) | write each topic as a ring of 3, a period each (topic_ring.py) |
 | JOBS_CONSUMER_GROUP | jobs-worker | Kafka consumer group of the workers |
-| JOBS_KAFKA_SESSION_TIMEOUT_MS | 6000 | consumer-group session timeout (joining takes about half) |
+| JOBS_KAFKA_SESSION_TIMEOUT_MS | 6000 | consumer-group session timeout, at least 1000 (joining takes about half) |
 | JOBS_KAFKA_IDEMPOTENCE | false | idempotent producer (Apache Kafka supports it; embedded Tansu does not) |
 | JOBS_RELAY_BATCH_SIZE | 500 | outbox rows the relay claims per transaction |
 | JOBS_RELAY_POLL_SECONDS | 1.0 | relay polling fallback when no NOTIFY arrives |
@@ -26,27 +26,54 @@
 | JOBS_ENDPOINT_TIMEOUT_SECONDS | 300 | time allowed for one call to a user's endpoint |
 | JOBS_DB_POOL_SIZE | 20 | database connections per process |
 | JOBS_ALLOWED_PRIVATE_NETWORKS | (none; `dev`: loopback) | private networks endpoint and callback URLs may point to |
-| JOBS_LOG_LEVEL | INFO | log level |
+| JOBS_LOG_LEVEL | INFO | log level: DEBUG, INFO, WARNING, ERROR or CRITICAL |
 | JOBS_FAULT_RELAY_PAUSE_SECONDS | 0 | fault injection (crash tests): relay pause between publish and delete |
+
+Every variable is checked once, at start-up: a bad value stops the command with one line naming the variable
+(exit code 2). Counts, ports, timeouts and intervals must be positive (the ones whose default is 0 may be 0);
+true/false also take 1/0, yes/no and on/off. An empty variable counts as unset, except
+JOBS_ALLOWED_PRIVATE_NETWORKS, where it allows no private network at all (even under `dev`).
 
 JOBS_SECRET_KEY: `jobs-service secrets generate-key` makes a key; api, relay, worker and all refuse to start
 without one. To rotate, give every process `new,old`, run `jobs-service secrets rotate`, then drop `old`.
 """
 
+import base64
+import binascii
+import ipaddress
+import math
 import os
-from dataclasses import dataclass, field, replace
-from typing import Self
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Annotated, Any, Literal, Self, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Count = Annotated[int, msgspec.Meta(ge=1)]
+# Heartbeats go every fifth of it, at least every 100 ms (kafka.py): below a second that leaves no margin.
+SessionTimeoutMs = Annotated[int, msgspec.Meta(ge=1000)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+SecondsOrOff = Annotated[float, msgspec.Meta(ge=0)]
+# 200 leaves room for the suffixes the service appends (`.high`, `.dlq`, a ring slot) within Kafka's 249.
+TopicName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="a Kafka topic name: at most 200 letters, digits, '.', '_' or '-'",
+    ),
+]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_DATABASE_SCHEMES = ("postgresql+asyncpg://", "postgresql://", "postgres://")
+_FERNET_KEY_BYTES = 32
+_SECRET_KEY_SHAPE = "JOBS_SECRET_KEY must be Fernet keys (32 url-safe base64-encoded bytes each), comma-separated"
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name) or default
-
-
-def normalize_database_url(url: str) -> str:
-    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    raise ValueError(f"DATABASE_URL must be a postgresql:// URL, got {url!r}")
+class SettingsError(ValueError):
+    """A variable holds a value the service cannot use; the message names it, in one line."""
 
 
 MISSING_SECRET_KEY = (
@@ -54,66 +81,126 @@ MISSING_SECRET_KEY = (
 )
 
 
+def normalize_database_url(url: str) -> str:
+    """The URL with the asyncpg driver; the message of a wrong one shows its scheme only (the rest may hold
+    a password)."""
+    for prefix in _DATABASE_SCHEMES:
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    scheme, separator, _ = url.partition("://")
+    found = f"one starting {scheme + separator!r}" if separator else "a value without a scheme"
+    raise SettingsError(f"DATABASE_URL must be a postgresql:// (or postgres://) URL, got {found}")
+
+
+def check_bootstrap_servers(servers: str) -> str:
+    for entry in (part.strip() for part in servers.split(",")):
+        host, colon, port = entry.rpartition(":")
+        if not entry or (colon and not (host and _is_port(port))):
+            raise SettingsError(f"KAFKA_BOOTSTRAP_SERVERS must be comma-separated host:port pairs, got {entry!r}")
+    return servers
+
+
+def _is_port(text: str) -> bool:
+    return text.isdigit() and 1 <= int(text) <= 65535
+
+
+def check_public_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed [ of an IPv6 host
+        valid = False
+    if not valid:
+        raise SettingsError(f"JOBS_PUBLIC_URL must be an http:// or https:// URL with a host, got {url!r}")
+    return url
+
+
+def check_networks(networks: str) -> str:
+    for entry in (part.strip() for part in networks.split(",")):
+        if not entry:
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                "JOBS_ALLOWED_PRIVATE_NETWORKS must be comma-separated networks such as 10.0.0.0/8 or ::1/128, "
+                f"got {entry!r}"
+            ) from None
+    return networks
+
+
+def check_secret_keys(keys: str) -> str:
+    """Each comma-separated key must decode as Fernet decodes it (never shown: it is a secret)."""
+    entries = [entry.strip() for entry in keys.split(",") if entry.strip()]
+    if not entries:
+        raise SettingsError(f"{_SECRET_KEY_SHAPE}, got only commas")
+    for number, entry in enumerate(entries, 1):
+        if not _is_fernet_key(entry):
+            raise SettingsError(
+                f"{_SECRET_KEY_SHAPE}; key #{number} is not one (make one with `jobs-service secrets generate-key`)"
+            )
+    return keys
+
+
+def _is_fernet_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key)) == _FERNET_KEY_BYTES
+    except (binascii.Error, ValueError):
+        return False
+
+
+# Variables whose shape is more than a type and a range: checked (or normalized) by these instead of msgspec.
+_PARSERS: dict[str, Callable[[str], str]] = {
+    "database_url": normalize_database_url,
+    "kafka_bootstrap_servers": check_bootstrap_servers,
+    "public_url": check_public_url,
+    "allowed_private_networks": check_networks,
+    "secret_key": check_secret_keys,
+}
+_EMPTY_IS_A_VALUE = frozenset({"allowed_private_networks"})
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
     kafka_bootstrap_servers: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: Port = 8000
     public_url: str | None = None
     data_dir: str = ".jobs-data"
-    dev_api_key: str | None = None
+    dev_api_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)  # never in logs
-    execution_topic: str = "job-execution"
-    topic_partitions: int = 4
-    topic_ring_seconds: float = 0.0
+    execution_topic: TopicName = "job-execution"
+    topic_partitions: Count = 4
+    topic_ring_seconds: SecondsOrOff = 0.0
     consumer_group: str = "jobs-worker"
-    kafka_session_timeout_ms: int = 6000
+    kafka_session_timeout_ms: SessionTimeoutMs = 6000
     kafka_idempotence: bool = False
-    relay_batch_size: int = 500
-    relay_poll_seconds: float = 1.0
-    worker_concurrency: int = 64
-    lease_seconds: float = 60.0
-    rescue_interval_seconds: float = 2.0
-    redeliver_after_seconds: float = 30.0
-    shutdown_seconds: float = 20.0
-    endpoint_timeout_seconds: float = 300.0
-    db_pool_size: int = 20
-    log_level: str = "INFO"
+    relay_batch_size: Count = 500
+    relay_poll_seconds: Seconds = 1.0
+    worker_concurrency: Count = 64
+    lease_seconds: Seconds = 60.0
+    rescue_interval_seconds: Seconds = 2.0
+    redeliver_after_seconds: Seconds = 30.0
+    shutdown_seconds: SecondsOrOff = 20.0
+    endpoint_timeout_seconds: Seconds = 300.0
+    db_pool_size: Count = 20
+    log_level: LogLevel = "INFO"
     allowed_private_networks: str | None = None
-    fault_relay_pause_seconds: float = 0.0
+    fault_relay_pause_seconds: SecondsOrOff = 0.0
 
     @classmethod
-    def from_env(cls) -> Self:
-        database_url = os.environ.get("DATABASE_URL")
-        return cls(
-            database_url=normalize_database_url(database_url) if database_url else None,
-            kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-            host=_env("JOBS_HOST", "127.0.0.1"),
-            port=int(_env("JOBS_PORT", "8000")),
-            public_url=os.environ.get("JOBS_PUBLIC_URL") or None,
-            data_dir=_env("JOBS_DATA_DIR", ".jobs-data"),
-            dev_api_key=os.environ.get("JOBS_DEV_API_KEY") or None,
-            secret_key=os.environ.get("JOBS_SECRET_KEY") or None,
-            execution_topic=_env("JOBS_EXECUTION_TOPIC", "job-execution"),
-            topic_partitions=int(_env("JOBS_TOPIC_PARTITIONS", "4")),
-            topic_ring_seconds=float(_env("JOBS_TOPIC_RING_SECONDS", "0")),
-            consumer_group=_env("JOBS_CONSUMER_GROUP", "jobs-worker"),
-            kafka_session_timeout_ms=int(_env("JOBS_KAFKA_SESSION_TIMEOUT_MS", "6000")),
-            kafka_idempotence=_env("JOBS_KAFKA_IDEMPOTENCE", "false").lower() in ("1", "true", "yes"),
-            relay_batch_size=int(_env("JOBS_RELAY_BATCH_SIZE", "500")),
-            relay_poll_seconds=float(_env("JOBS_RELAY_POLL_SECONDS", "1.0")),
-            worker_concurrency=int(_env("JOBS_WORKER_CONCURRENCY", "64")),
-            lease_seconds=float(_env("JOBS_LEASE_SECONDS", "60")),
-            rescue_interval_seconds=float(_env("JOBS_RESCUE_INTERVAL_SECONDS", "2")),
-            redeliver_after_seconds=float(_env("JOBS_REDELIVER_AFTER_SECONDS", "30")),
-            shutdown_seconds=float(_env("JOBS_SHUTDOWN_SECONDS", "20")),
-            endpoint_timeout_seconds=float(_env("JOBS_ENDPOINT_TIMEOUT_SECONDS", "300")),
-            db_pool_size=int(_env("JOBS_DB_POOL_SIZE", "20")),
-            log_level=_env("JOBS_LOG_LEVEL", "INFO"),
-            allowed_private_networks=os.environ.get("JOBS_ALLOWED_PRIVATE_NETWORKS"),
-            fault_relay_pause_seconds=float(_env("JOBS_FAULT_RELAY_PAUSE_SECONDS", "0")),
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings of `environ` (the process's environment by default), every variable checked; raises
+        SettingsError for the first bad one."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls, include_extras=True)
+        values: dict[str, Any] = {}
+        for setting in fields(cls):
+            raw = environ.get(env_name(setting.name))
+            if raw is not None and (raw or setting.name in _EMPTY_IS_A_VALUE):
+                values[setting.name] = _parse(setting.name, hints[setting.name], raw)
+        return cls(**values)
 
     def with_services(self, database_url: str, kafka_bootstrap_servers: str) -> Self:
         return replace(self, database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap_servers)
@@ -139,3 +226,61 @@ class Settings:
         if not self.kafka_bootstrap_servers:
             raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set (or run `jobs-service dev` for an embedded broker)")
         return self.kafka_bootstrap_servers
+
+
+def env_name(setting: str) -> str:
+    """The variable that sets a field of Settings."""
+    if setting in ("database_url", "kafka_bootstrap_servers"):
+        return setting.upper()
+    return "JOBS_" + setting.upper()
+
+
+def _parse(setting: str, hint: Any, raw: str) -> Any:
+    parser = _PARSERS.get(setting)
+    if parser is not None:
+        return parser(raw)
+    base, _ = _unwrap(hint)
+    text: str | bool = raw.strip() if base is not str else raw
+    if base is bool:
+        text = _BOOLEANS.get(raw.strip().lower(), raw)
+    elif get_origin(base) is Literal:
+        text = raw.strip().upper()
+    try:
+        value = msgspec.convert(text, hint, strict=False)
+    except msgspec.ValidationError:
+        raise _invalid(setting, hint, raw) from None
+    if isinstance(value, float) and not math.isfinite(value):  # msgspec takes "inf" for a float
+        raise _invalid(setting, hint, raw)
+    return value
+
+
+def _invalid(setting: str, hint: Any, raw: str) -> SettingsError:
+    return SettingsError(f"{env_name(setting)} must be {describe(hint)}, got {raw!r}")
+
+
+def describe(hint: Any) -> str:
+    """What a value of this type must be, as the end of a sentence: "an integer from 1 to 65535"."""
+    base, meta = _unwrap(hint)
+    if base is bool:
+        return "true or false"
+    if get_origin(base) is Literal:
+        return "one of " + ", ".join(get_args(base))
+    if meta.description:
+        return meta.description
+    noun = "an integer" if base is int else "a number"
+    if meta.ge is not None and meta.le is not None:
+        return f"{noun} from {meta.ge} to {meta.le}"
+    if meta.gt is not None:
+        return f"{noun} above {meta.gt}"
+    if meta.ge is not None:
+        return f"{noun} of at least {meta.ge}"
+    return noun
+
+
+def _unwrap(hint: Any) -> tuple[Any, msgspec.Meta]:
+    """The type under Annotated[...], and its msgspec.Meta (an empty one if it has none)."""
+    if get_origin(hint) is not Annotated:
+        return hint, msgspec.Meta()
+    base, *extras = get_args(hint)
+    metas = [extra for extra in extras if isinstance(extra, msgspec.Meta)]
+    return base, metas[0] if metas else msgspec.Meta()

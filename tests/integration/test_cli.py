@@ -1,6 +1,8 @@
 """The operator commands, run as a user runs them."""
 
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 
@@ -64,3 +66,31 @@ async def test_rotate_and_revoke_a_key(container: Container, database_url: str, 
     assert await Authenticator(container.reads, container.sealer).authenticate(new_key) is None
     missing = jobs_service(database_url, secret_key, "env", "rotate-key", "nope")
     assert (missing.returncode, missing.stderr.strip()) == (1, "jobs-service: environment 'nope' not found")
+
+
+def jobs_service_with(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The command with these variables added to this process's environment, reaching no service."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_bad_variable_stops_a_command_with_one_line() -> None:
+    for command in (("migrate",), ("api",), ("dev",)):
+        result = jobs_service_with({"JOBS_WORKER_CONCURRENCY": "many"}, *command)
+        assert (result.returncode, result.stdout) == (2, ""), command
+        assert result.stderr == (
+            "jobs-service: JOBS_WORKER_CONCURRENCY must be an integer of at least 1, got 'many'\n"
+        ), command
+
+
+def test_version() -> None:
+    result = jobs_service_with({}, "--version")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"jobs-service {importlib.metadata.version('jobs-service')}\n"
+    assert re.fullmatch(r"jobs-service \d+\.\d+\.\d+\S*\n", result.stdout)
