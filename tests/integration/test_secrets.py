@@ -172,11 +172,11 @@ async def test_a_wrong_or_malformed_key_stops_a_process_with_one_clear_line(
         refused = jobs_service(*args, **services, JOBS_SECRET_KEY=wrong)
         assert (refused.returncode, refused.stderr.strip().splitlines()) == (1, [CANNOT_OPEN.format("ops")]), args
     malformed = jobs_service("api", **services, JOBS_SECRET_KEY=f"{wrong},not-a-key")
-    assert (malformed.returncode, malformed.stderr.strip().splitlines()) == (
-        1,
+    assert (malformed.returncode, malformed.stderr.strip().splitlines()) == (  # refused with the other settings
+        2,
         [
-            "jobs-service: JOBS_SECRET_KEY: key #2 is not a Fernet key (32 url-safe base64-encoded bytes); "
-            "make one with `jobs-service secrets generate-key`"
+            "jobs-service: JOBS_SECRET_KEY must be Fernet keys (32 url-safe base64-encoded bytes each), "
+            "comma-separated; key #2 is not one (make one with `jobs-service secrets generate-key`)"
         ],
     )
     assert await stored_secret(container.engine, environment_id) == before
