@@ -33,15 +33,20 @@ def own_kafka() -> Iterator[EmbeddedKafka]:
         yield broker
 
 
+@pytest.fixture
+def on_own_broker(settings: Settings, own_kafka: EmbeddedKafka) -> Settings:
+    """The test's settings, on a broker of its own (the test restarts it)."""
+    return replace(settings, kafka_bootstrap_servers=own_kafka.bootstrap_servers)
+
+
 async def test_restart_the_broker_while_runs_are_queued(
-    settings: Settings,
+    on_own_broker: Settings,
     logs: Path,
     client: httpx.AsyncClient,
     compat_endpoint: NodeEndpoint,
     own_kafka: EmbeddedKafka,
     container: Container,
 ) -> None:
-    on_own_broker = replace(settings, kafka_bootstrap_servers=own_kafka.bootstrap_servers)
     with cluster(on_own_broker, logs) as roles:
         roles.start("api")
         roles.start("relay")
@@ -68,7 +73,7 @@ async def test_restart_the_broker_while_runs_are_queued(
 
 
 async def test_every_kind_of_message_the_broker_lost_is_published_again(
-    settings: Settings,
+    on_own_broker: Settings,
     logs: Path,
     client: httpx.AsyncClient,
     compat_endpoint: NodeEndpoint,
@@ -76,7 +81,6 @@ async def test_every_kind_of_message_the_broker_lost_is_published_again(
     container: Container,
 ) -> None:
     """An execution, a scheduled event's delivery and a run notification, all published, then lost."""
-    on_own_broker = replace(settings, kafka_bootstrap_servers=own_kafka.bootstrap_servers)
     async with CallbackReceiver() as receiver:
         with cluster(on_own_broker, logs) as roles:
             roles.start("api")
@@ -87,7 +91,7 @@ async def test_every_kind_of_message_the_broker_lost_is_published_again(
             assert (await client.post("/api/v1/events", json=later)).status_code == 200
             invoke = {"payload": {}, "options": {"callbackUrl": receiver.url("/callback")}}
             notified = (await client.post("/api/v1/jobs/return-value/invoke", json=invoke)).json()["id"]
-            await _end_as_a_worker_would(container, settings, notified)  # its notification goes to the outbox
+            await _end_as_a_worker_would(container, on_own_broker, notified)  # its notification goes to the outbox
             async with asyncio.timeout(30):
                 while await count(container.engine, "outbox", "published_at IS NULL"):
                     await asyncio.sleep(0.1)

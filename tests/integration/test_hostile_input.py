@@ -27,6 +27,17 @@ def auth(env: EnvironmentInfo) -> dict[str, str]:
     return {"Authorization": f"Bearer {env.api_key}"}
 
 
+async def _run_with_a_task(
+    client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, endpoint: NodeEndpoint
+) -> tuple[str, dict[str, Any]]:
+    """A run of the registered SDK endpoint's `return-value` job, with one task created on it."""
+    await register(container, environment, endpoint)
+    headers = {**auth(environment), "content-type": "application/json"}
+    run_id = (await client.post("/api/v1/jobs/return-value/test", json={}, headers=headers)).json()["runId"]
+    task = (await client.post(f"/api/v1/runs/{run_id}/tasks", json={"idempotencyKey": "k"}, headers=headers)).json()
+    return run_id, task
+
+
 async def _changes(container: Container) -> tuple[int, int]:
     return await count(container.engine, "events"), await count(container.engine, "outbox")
 
@@ -34,10 +45,8 @@ async def _changes(container: Container) -> tuple[int, int]:
 async def test_every_operation_refuses_hostile_input_with_a_clear_4xx(
     client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
 ) -> None:
-    await register(container, environment, compat_endpoint)
     headers = {**auth(environment), "content-type": "application/json"}
-    run_id = (await client.post("/api/v1/jobs/return-value/test", json={}, headers=headers)).json()["runId"]
-    task = (await client.post(f"/api/v1/runs/{run_id}/tasks", json={"idempotencyKey": "k"}, headers=headers)).json()
+    run_id, task = await _run_with_a_task(client, container, environment, compat_endpoint)
     sent = await client.post("/api/v1/events", json={"event": {"id": "ev-1", "name": "x"}}, headers=headers)
     assert sent.status_code == 200, sent.text
     values = {
@@ -109,10 +118,8 @@ def _problem(case: hostile.Case, response: httpx.Response) -> str | None:
 async def test_a_task_output_nested_a_thousand_levels_is_refused_and_the_run_still_reads(
     client: httpx.AsyncClient, container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
 ) -> None:
-    await register(container, environment, compat_endpoint)
     headers = {**auth(environment), "content-type": "application/json"}
-    run_id = (await client.post("/api/v1/jobs/return-value/test", json={}, headers=headers)).json()["runId"]
-    task = (await client.post(f"/api/v1/runs/{run_id}/tasks", json={"idempotencyKey": "k"}, headers=headers)).json()
+    run_id, task = await _run_with_a_task(client, container, environment, compat_endpoint)
     deep = b'{"output": ' + b"[" * 1_000 + b"1" + b"]" * 1_000 + b"}"
     completed = await client.post(f"/api/v1/runs/{run_id}/tasks/{task['id']}/complete", content=deep, headers=headers)
     assert completed.status_code == 400
