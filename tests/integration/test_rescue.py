@@ -65,13 +65,7 @@ async def test_messages_waiting_for_a_consumer_are_never_published_again(
         await asyncio.sleep(0.1)
     assert (rescuer.republished, rescuer.requeued, rescuer.rescued) == (0, 0, 0)
     assert await count(container.engine, "outbox", "published_at IS NOT NULL") == RUNS
-    worker = await start_roles(settings, "worker")  # the consumer catches up: each run executes once
-    try:
-        for run_id in run_ids:
-            assert (await finished(no_worker, run_id))["status"] == "SUCCESS"
-    finally:
-        await stop_roles(worker)
-    assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunStarted'") == RUNS
+    await _each_executes_once(no_worker, container, settings, run_ids)  # the consumer catches up
     assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunRequeued'") == 0
 
 
@@ -93,13 +87,20 @@ async def test_a_message_the_group_went_past_without_handling_it_is_published_ag
         await member.stop()
     assert await rescuer.republish_lost_messages() == RUNS
     assert await rescuer.republish_lost_messages() == 0  # published again once, not once per sweep
+    await _each_executes_once(no_worker, container, settings, run_ids)
+
+
+async def _each_executes_once(
+    api: httpx.AsyncClient, container: Container, settings: Settings, run_ids: list[str]
+) -> None:
+    """A worker starts: every run succeeds, each with one execution."""
     worker = await start_roles(settings, "worker")
     try:
         for run_id in run_ids:
-            assert (await finished(no_worker, run_id))["status"] == "SUCCESS"
+            assert (await finished(api, run_id))["status"] == "SUCCESS"
     finally:
         await stop_roles(worker)
-    assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunStarted'") == RUNS
+    assert await count(container.engine, "events", "topic = 'jobs.JobRun.RunStarted'") == len(run_ids)
 
 
 async def _assigned(member: AIOKafkaConsumer) -> bool:
