@@ -44,7 +44,6 @@ class JobsService:
         api_url: str,
         lease: timedelta,
     ) -> None:
-        self.store = store
         self.reads = reads
         topics = Topics(execution_topic)
         writer = RunWriter(store, topics)
