@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := tests/compat/node_modules/.installed
 
-.PHONY: dev test lint install bench clean
+.PHONY: dev test lint install bench openapi clean
 
 dev: $(INSTALLED)
 	$(BIN)/jobs-service dev
@@ -15,6 +15,10 @@ test: $(INSTALLED) $(NODE_INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/jobs-service bench --record
+
+# After changing the API: the OpenAPI document tests/integration/test_openapi.py compares with the served one.
+openapi: $(INSTALLED)
+	$(BIN)/jobs-service openapi --output docs/openapi.json
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
