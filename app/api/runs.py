@@ -21,7 +21,6 @@ from app.api.requests import json_body
 from app.errors import ClientError
 from app.service.runs import RunOptions
 from domain.runs import validate_tags
-from domain.status import RunStatus
 from domain.tasks import TaskSpec
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
@@ -121,7 +120,7 @@ async def test_job(
     body = data or TestJobBody()
     options = run_options(body.priority, body.tags, None)
     created = await service.runs.test(env, job_slug, body.payload, body.version, options)
-    return TestJobResponse(str(created.run_id), created.event_id, RunStatus.QUEUED)
+    return TestJobResponse(str(created.run_id), created.event_id, "QUEUED")
 
 
 @post(
