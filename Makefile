@@ -12,7 +12,7 @@ LOCK_FLAGS ?=
 COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command "make lock" $(LOCK_FLAGS)
 
-.PHONY: dev test lint install bench lock clean
+.PHONY: dev test lint install bench openapi lock clean
 
 dev: $(RUNTIME_INSTALLED)
 	$(BIN)/jobs-service dev
@@ -22,6 +22,10 @@ test: $(DEV_INSTALLED) $(NODE_INSTALLED)
 
 bench: $(DEV_INSTALLED)
 	$(BIN)/jobs-service bench --record
+
+# After changing the API: the OpenAPI document tests/integration/test_openapi.py compares with the served one.
+openapi: $(DEV_INSTALLED)
+	$(BIN)/jobs-service openapi --output docs/openapi.json
 
 lint: $(DEV_INSTALLED)
 	$(BIN)/ruff check .

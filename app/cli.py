@@ -173,6 +173,18 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     run_bench(settings, options)
 
 
+def cmd_openapi(settings: Settings, args: argparse.Namespace) -> None:
+    from app.api import openapi_document
+
+    document = openapi_document()
+    if args.output is None:
+        sys.stdout.write(document)
+        return
+    with open(args.output, "w", encoding="utf-8") as file:
+        file.write(document)
+    print(f"wrote {args.output}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="jobs-service", description=__doc__)
     root.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -208,6 +220,9 @@ def parser() -> argparse.ArgumentParser:
     projections.add_parser("rebuild", help="rebuild every read model from the event store").set_defaults(
         handler=cmd_rebuild
     )
+    openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (docs/openapi.json holds it)")
+    openapi.add_argument("--output", help="write it to this file instead")
+    openapi.set_defaults(handler=cmd_openapi)
     bench = commands.add_parser("bench", help="measure the whole pipeline; one JSON line per figure")
     bench.add_argument("--runs", type=int, default=5000, help="TestJobs in the throughput phase")
     bench.add_argument("--concurrency", type=int, default=64, help="submissions in flight at once")

@@ -1,18 +1,22 @@
 """The HTTP API (Litestar): trigger.dev v2 paths, scoped to the environment of the caller's API key."""
 
+import json
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, Tag
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.adapters.sealing import SecretKeyError
 from app.api import catalog, control, events, runs
 from app.api.common import (
+    SECURITY_SCHEMES,
     caller_environment,
     client_error,
     database_error,
@@ -38,14 +42,44 @@ def _provider(value: T) -> Callable[[], Awaitable[T]]:
     return provide
 
 
+def _operation_id(handler: HTTPRouteHandler, *_: Any) -> str:
+    first, *rest = handler.handler_name.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+OPENAPI = OpenAPIConfig(
+    title="Jobs service",
+    version="0.1.0",
+    description="Runs trigger.dev v2 jobs: the v2 API paths, scoped to the environment of the caller's API key.",
+    path="/schema",
+    components=Components(security_schemes=SECURITY_SCHEMES),
+    tags=[
+        Tag(name="catalog", description="Endpoints and the jobs their indexes describe."),
+        Tag(name="runs", description="Start runs and read them."),
+        Tag(name="tasks", description="What the trigger.dev SDK calls while a job executes."),
+        Tag(name="events", description="Send events, which start the runs of the jobs they trigger."),
+        Tag(name="control", description="Cancel, continue and rerun runs."),
+        Tag(name="health", description="Liveness and readiness (no API key)."),
+    ],
+    operation_id_creator=_operation_id,
+)
+
+
 def create_app(container: Container) -> Litestar:
+    return _app(Provide(_provider(container.service)), Provide(_provider(container.readiness)))
+
+
+def openapi_document() -> str:
+    """The document the API serves at /schema/openapi.json, as docs/openapi.json holds it: pretty-printed, keys
+    sorted. Built without a database: no handler runs."""
+    document = _app(Provide(_provider(None)), Provide(_provider(None))).openapi_schema.to_schema()
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _app(service: Provide, readiness: Provide) -> Litestar:
     return Litestar(
         route_handlers=[*catalog.HANDLERS, *runs.HANDLERS, *control.HANDLERS, *events.HANDLERS],
-        dependencies={
-            "service": Provide(_provider(container.service)),
-            "readiness": Provide(_provider(container.readiness)),
-            "env": Provide(caller_environment),
-        },
+        dependencies={"service": service, "readiness": readiness, "env": Provide(caller_environment)},
         exception_handlers={
             ClientError: client_error,
             InvalidTransition: invalid_transition,
@@ -57,7 +91,7 @@ def create_app(container: Container) -> Litestar:
             OSError: database_error,
             Exception: internal_error,
         },
-        openapi_config=OpenAPIConfig(title="Jobs service", version="0.1.0", path="/schema"),
+        openapi_config=OPENAPI,
         request_max_body_size=MAX_BODY_BYTES,
         request_class=LimitedRequest,
         before_request=refuse_nul_in_url,

@@ -10,8 +10,11 @@ from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Reference, SecurityRequirement, SecurityScheme
 from sqlalchemy.exc import DataError
 
+from app.api.answers import ErrorAnswer
 from app.errors import ClientError, NotFound
 from app.faults import is_unavailable
 from app.service import JobsService
@@ -25,6 +28,30 @@ AnyRequest = Request[Any, Any, State]
 
 Service = NamedDependency[JobsService]
 Env = NamedDependency[EnvironmentInfo]
+
+# The OpenAPI document's words for what a route needs and may answer.
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    "bearer": SecurityScheme(
+        type="http", scheme="bearer", description="An environment's API key (`tr_dev_...`, `tr_prod_...`)."
+    )
+}
+BEARER: list[SecurityRequirement] = [{"bearer": []}]
+_ERRORS = {
+    400: "The request is invalid; the message says why.",
+    401: "No API key, or not a valid one.",
+    404: "No such run, job, task or event in the key's environment.",
+    409: "The run or task is not in a state that allows this, or an Idempotency-Key was used for another request.",
+    422: "The endpoint could not be called, or too many test runs of the job started at once.",
+    503: "The database, or the key that opens stored secrets, is unavailable; try again shortly.",
+}
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    """The error answers a route documents: 400 and 503, which any route may give, and `codes`."""
+    return {
+        code: ResponseSpec(ErrorAnswer, description=_ERRORS[code], generate_examples=False)
+        for code in sorted({400, 503, *codes})
+    }
 
 
 async def caller_environment(request: AnyRequest, service: Service) -> EnvironmentInfo:
@@ -60,8 +87,7 @@ def parse_instant(text: str, field: str) -> datetime:
 
 
 def error_response(status_code: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    # `error` for the trigger.dev SDK, which reads it from a 4xx answer; `status_code` and `detail` for the
-    # error schema the OpenAPI document gives.
+    """An ErrorAnswer, as a dict: a ClientError may carry any extra field."""
     body = {"message": message, "error": message, "status_code": status_code, "detail": message, **extra}
     return Response(body, status_code=status_code)
 

@@ -1,41 +1,66 @@
 """Run control and history: cancel, continue, rerun, run lists, a run's own events."""
 
-from typing import Any
 from uuid import UUID
 
 from litestar import get, post
 from litestar.params import FromPath, FromQuery
 
 from app.adapters.reads import MAX_TAKE, RunFilter
-from app.api.common import Env, Service, parse_run_id
+from app.api.answers import CanceledRuns, CreatedRun, RunHistory, RunPage, RunState
+from app.api.common import BEARER, Env, Service, errors, parse_run_id
 from app.errors import ClientError
 from domain.status import RunStatus
-from domain.times import iso_or_none
 
 
-def _summary(run: Any) -> dict[str, Any]:
-    return {"id": str(run.id), "status": run.status.value}
+@post(
+    "/api/v1/runs/{run_id:str}/cancel",
+    status_code=200,
+    tags=["control"],
+    summary="Cancel a run",
+    security=BEARER,
+    responses=errors(401, 404, 409),
+)
+async def cancel_run(service: Service, env: Env, run_id: FromPath[str]) -> RunState:
+    run = await service.control.cancel(env, parse_run_id(run_id))
+    return RunState(str(run.id), run.status)
 
 
-@post("/api/v1/runs/{run_id:str}/cancel", status_code=200)
-async def cancel_run(service: Service, env: Env, run_id: FromPath[str]) -> dict[str, Any]:
-    return _summary(await service.control.cancel(env, parse_run_id(run_id)))
-
-
-@post("/api/v1/jobs/{job_slug:str}/cancel-runs", status_code=200)
-async def cancel_job_runs(service: Service, env: Env, job_slug: FromPath[str]) -> dict[str, list[str]]:
+@post(
+    "/api/v1/jobs/{job_slug:str}/cancel-runs",
+    status_code=200,
+    tags=["control"],
+    summary="Cancel every unfinished run of a job",
+    security=BEARER,
+    responses=errors(401),
+)
+async def cancel_job_runs(service: Service, env: Env, job_slug: FromPath[str]) -> CanceledRuns:
     canceled, failed = await service.control.cancel_job_runs(env, job_slug)
-    return {"cancelledRunIds": canceled, "failedToCancelRunIds": failed}
+    return CanceledRuns(canceled, failed)
 
 
-@post("/api/v1/runs/{run_id:str}/continue", status_code=200)
-async def continue_run(service: Service, env: Env, run_id: FromPath[str]) -> dict[str, Any]:
-    return _summary(await service.control.continue_run(env, parse_run_id(run_id)))
+@post(
+    "/api/v1/runs/{run_id:str}/continue",
+    status_code=200,
+    tags=["control"],
+    summary="Continue a run that stopped (a failure, a revoked key...) from where it was",
+    security=BEARER,
+    responses=errors(401, 404, 409),
+)
+async def continue_run(service: Service, env: Env, run_id: FromPath[str]) -> RunState:
+    run = await service.control.continue_run(env, parse_run_id(run_id))
+    return RunState(str(run.id), run.status)
 
 
-@post("/api/v1/runs/{run_id:str}/rerun", status_code=200)
-async def rerun(service: Service, env: Env, run_id: FromPath[str]) -> dict[str, str]:
-    return {"id": str(await service.runs.rerun(env, parse_run_id(run_id)))}
+@post(
+    "/api/v1/runs/{run_id:str}/rerun",
+    status_code=200,
+    tags=["control"],
+    summary="Run a run's job again with the same event, as a new run",
+    security=BEARER,
+    responses=errors(401, 404),
+)
+async def rerun(service: Service, env: Env, run_id: FromPath[str]) -> CreatedRun:
+    return CreatedRun(str(await service.runs.rerun(env, parse_run_id(run_id))))
 
 
 def _page(take: int, cursor: str | None) -> tuple[int, UUID | None]:
@@ -55,8 +80,14 @@ def _status(status: str | None) -> str | None:
     return status
 
 
-@get("/api/v1/jobs/{job_slug:str}/runs")
-async def job_runs(
+@get(
+    "/api/v1/jobs/{job_slug:str}/runs",
+    tags=["runs"],
+    summary="The runs of a job, newest first, a page at a time",
+    security=BEARER,
+    responses=errors(401),
+)
+async def list_job_runs(
     service: Service,
     env: Env,
     job_slug: FromPath[str],
@@ -64,12 +95,18 @@ async def job_runs(
     cursor: FromQuery[str | None] = None,
     status: FromQuery[str | None] = None,
     tag: FromQuery[str | None] = None,
-) -> dict[str, Any]:
-    return await _list_runs(service, env, RunFilter(job_slug, _status(status), tag), take, cursor)
+) -> RunPage:
+    return await _page_of_runs(service, env, RunFilter(job_slug, _status(status), tag), take, cursor)
 
 
-@get("/api/v1/runs")
-async def runs(
+@get(
+    "/api/v1/runs",
+    tags=["runs"],
+    summary="The runs of the environment, newest first, a page at a time",
+    security=BEARER,
+    responses=errors(401),
+)
+async def list_runs(
     service: Service,
     env: Env,
     take: FromQuery[int] = 20,
@@ -77,34 +114,25 @@ async def runs(
     status: FromQuery[str | None] = None,
     tag: FromQuery[str | None] = None,
     job: FromQuery[str | None] = None,
-) -> dict[str, Any]:
-    return await _list_runs(service, env, RunFilter(job, _status(status), tag), take, cursor)
+) -> RunPage:
+    return await _page_of_runs(service, env, RunFilter(job, _status(status), tag), take, cursor)
 
 
-async def _list_runs(service: Any, env: Any, where: RunFilter, take: int, cursor: str | None) -> dict[str, Any]:
+async def _page_of_runs(service: Service, env: Env, where: RunFilter, take: int, cursor: str | None) -> RunPage:
     size, after = _page(take, cursor)
     rows, next_cursor = await service.runs.page(env, where, size, after)
-    return {"runs": [run_summary(row) for row in rows], "nextCursor": next_cursor}
+    return RunPage.of(rows, next_cursor)
 
 
-def run_summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": str(row.id),
-        "jobSlug": row.job_slug,
-        "version": row.job_version,
-        "status": row.status,
-        "startedAt": iso_or_none(row.started_at),
-        "updatedAt": iso_or_none(row.updated_at),
-        "completedAt": iso_or_none(row.completed_at),
-        "tags": row.tags,
-        "priority": row.priority,
-        "isTest": row.is_test,
-    }
+@get(
+    "/api/v1/runs/{run_id:str}/events",
+    tags=["runs"],
+    summary="A run's own events, in order",
+    security=BEARER,
+    responses=errors(401, 404),
+)
+async def run_events(service: Service, env: Env, run_id: FromPath[str]) -> RunHistory:
+    return RunHistory.of(await service.runs.history(env, parse_run_id(run_id)))
 
 
-@get("/api/v1/runs/{run_id:str}/events")
-async def run_events(service: Service, env: Env, run_id: FromPath[str]) -> dict[str, Any]:
-    return {"events": await service.runs.history(env, parse_run_id(run_id))}
-
-
-HANDLERS = [cancel_run, cancel_job_runs, continue_run, rerun, job_runs, runs, run_events]
+HANDLERS = [cancel_run, cancel_job_runs, continue_run, rerun, list_job_runs, list_runs, run_events]

@@ -7,11 +7,10 @@ import msgspec
 from litestar import get, post
 from litestar.params import FromPath, JSONBody
 
-from app.api.common import Env, Service, parse_instant
+from app.api.answers import EventLog, EventWithRuns
+from app.api.common import BEARER, Env, Service, errors, parse_instant
 from app.errors import ClientError
 from app.service.events import NewEvent
-from domain.event_records import EventRecord
-from domain.times import iso_or_none as iso
 
 MAX_BULK = 100
 
@@ -57,52 +56,55 @@ def _new_event(event: EventBody, options: EventOptions | None) -> NewEvent:
     return NewEvent(event.name, event.payload, event.context, event.id, sent_at, event.source, deliver_at)
 
 
-def event_log(record: EventRecord) -> dict[str, Any]:
-    """The ApiEventLog the SDK reads back."""
-    delivered_at = record.delivered_at if record.deliver_at else record.created_on
-    return {
-        "id": record.event_id,
-        "name": record.name,
-        "payload": record.payload,
-        "context": record.context,
-        "timestamp": iso(record.sent_at),
-        "deliverAt": iso(record.deliver_at),
-        "deliveredAt": iso(delivered_at),
-        "cancelledAt": iso(record.cancelled_at),
-    }
+@post(
+    "/api/v1/events",
+    status_code=200,
+    tags=["events"],
+    summary="Send an event, now or later; it starts the runs of the jobs it triggers",
+    security=BEARER,
+    responses=errors(401),
+)
+async def send_event(service: Service, env: Env, data: JSONBody[SendEventBody]) -> EventLog:
+    return EventLog.of(await service.events.send(env, _new_event(data.event, data.options)))
 
 
-@post("/api/v1/events", status_code=200)
-async def send_event(service: Service, env: Env, data: JSONBody[SendEventBody]) -> dict[str, Any]:
-    return event_log(await service.events.send(env, _new_event(data.event, data.options)))
-
-
-@post("/api/v1/events/bulk", status_code=200)
-async def send_events(service: Service, env: Env, data: JSONBody[SendEventsBody]) -> list[dict[str, Any]]:
+@post(
+    "/api/v1/events/bulk",
+    status_code=200,
+    tags=["events"],
+    summary="Send up to 100 events",
+    security=BEARER,
+    responses=errors(401),
+)
+async def send_events(service: Service, env: Env, data: JSONBody[SendEventsBody]) -> list[EventLog]:
     if not 0 < len(data.events) <= MAX_BULK:
         raise ClientError(f"`events` must hold 1 to {MAX_BULK} events")
     new_events = [_new_event(event, data.options) for event in data.events]
-    return [event_log(await service.events.send(env, event)) for event in new_events]
+    return [EventLog.of(await service.events.send(env, event)) for event in new_events]
 
 
-@post("/api/v1/events/{event_id:str}/cancel", status_code=200)
-async def cancel_event(service: Service, env: Env, event_id: FromPath[str]) -> dict[str, Any]:
-    return event_log(await service.events.cancel(env, event_id))
+@post(
+    "/api/v1/events/{event_id:str}/cancel",
+    status_code=200,
+    tags=["events"],
+    summary="Cancel an event not delivered yet (a delivered one stays as it is)",
+    security=BEARER,
+    responses=errors(401, 404),
+)
+async def cancel_event(service: Service, env: Env, event_id: FromPath[str]) -> EventLog:
+    return EventLog.of(await service.events.cancel(env, event_id))
 
 
-@get("/api/v2/events/{event_id:str}")
-async def get_event(service: Service, env: Env, event_id: FromPath[str]) -> dict[str, Any]:
+@get(
+    "/api/v2/events/{event_id:str}",
+    tags=["events"],
+    summary="An event with the runs it started",
+    security=BEARER,
+    responses=errors(401, 404),
+)
+async def get_event(service: Service, env: Env, event_id: FromPath[str]) -> EventWithRuns:
     record, runs = await service.events.with_runs(env, event_id)
-    return {
-        "id": record.event_id,
-        "name": record.name,
-        "createdAt": iso(record.created_on),
-        "updatedAt": iso(record.modified_on),
-        "runs": [
-            {"id": str(r.id), "status": r.status, "startedAt": iso(r.started_at), "completedAt": iso(r.completed_at)}
-            for r in runs
-        ],
-    }
+    return EventWithRuns.of(record, runs)
 
 
 HANDLERS = [send_event, send_events, cancel_event, get_event]

@@ -6,13 +6,22 @@ import msgspec
 from litestar import Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from app.api.common import AnyRequest, Env, Service, parse_instant, parse_run_id
+from app.api.answers import (
+    CallbackAccepted,
+    CreatedRun,
+    Run,
+    RunStatuses,
+    ServerTask,
+    StatusRecord,
+    TaskWithCachedTasks,
+    TestJobResponse,
+)
+from app.api.common import BEARER, AnyRequest, Env, Service, errors, parse_instant, parse_run_id
 from app.api.requests import json_body
 from app.errors import ClientError
 from app.service.runs import RunOptions
-from domain.runs import JobRun, validate_tags
-from domain.tasks import Task, TaskSpec
-from domain.times import iso_or_none as iso
+from domain.runs import validate_tags
+from domain.tasks import TaskSpec
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
 CACHED_TASKS_VERSION = "2023-09-29"
@@ -24,12 +33,6 @@ class TestJobBody(msgspec.Struct):
     version: str | None = None
     priority: int | None = None
     tags: list[str] = []
-
-
-class TestJobResponse(msgspec.Struct):
-    runId: str
-    eventId: str
-    status: str
 
 
 class InvokeOptions(msgspec.Struct):
@@ -103,77 +106,95 @@ def run_options(priority: int | None, tags: list[str], callback_url: str | None)
     return RunOptions(priority, tuple(tags), callback_url)
 
 
-@post("/api/v1/jobs/{job_slug:str}/test", status_code=202)
+@post(
+    "/api/v1/jobs/{job_slug:str}/test",
+    status_code=202,
+    tags=["runs"],
+    summary="Start a test run of a job (TestJob)",
+    security=BEARER,
+    responses=errors(401, 404, 422),
+)
 async def test_job(
     service: Service, env: Env, job_slug: FromPath[str], data: JSONBody[TestJobBody | None] = None
 ) -> TestJobResponse:
     body = data or TestJobBody()
     options = run_options(body.priority, body.tags, None)
     created = await service.runs.test(env, job_slug, body.payload, body.version, options)
-    return TestJobResponse(runId=str(created.run_id), eventId=created.event_id, status="QUEUED")
+    return TestJobResponse(str(created.run_id), created.event_id, "QUEUED")
 
 
-@post("/api/v1/jobs/{job_slug:str}/invoke", status_code=200)
+@post(
+    "/api/v1/jobs/{job_slug:str}/invoke",
+    status_code=200,
+    tags=["runs"],
+    summary="Invoke a job (Idempotency-Key makes a retry safe)",
+    security=BEARER,
+    responses=errors(401, 404, 409),
+)
 async def invoke_job(
     request: AnyRequest, service: Service, env: Env, job_slug: FromPath[str], data: JSONBody[InvokeBody]
-) -> dict[str, str]:
+) -> CreatedRun:
     given = data.options or InvokeOptions()
     options = run_options(given.priority, given.tags, given.callbackUrl)
     key = request.headers.get("idempotency-key") or None
     if key is not None and len(key) > 200:
         raise ClientError("`Idempotency-Key` is longer than 200 characters")
-    run_id = await service.runs.invoke(env, job_slug, data.payload, data.context, options, key)
-    return {"id": str(run_id)}
+    return CreatedRun(str(await service.runs.invoke(env, job_slug, data.payload, data.context, options, key)))
 
 
-@get("/api/v2/runs/{run_id:str}")
-async def get_run(
-    service: Service, env: Env, run_id: FromPath[str], at: FromQuery[str | None] = None
-) -> dict[str, Any]:
+@get(
+    "/api/v2/runs/{run_id:str}",
+    tags=["runs"],
+    summary="A run with its tasks and statuses, now or at a past moment",
+    security=BEARER,
+    responses=errors(401, 404),
+)
+async def get_run(service: Service, env: Env, run_id: FromPath[str], at: FromQuery[str | None] = None) -> Run:
     """The run with its tasks and statuses; with `at`, as it was at that moment, rebuilt from its events."""
     key = parse_run_id(run_id)
     if at is not None:
         past, row = await service.runs.at(env, key, parse_instant(at, "at"))
-        return _run_view(row, past)
+        return Run.of(row, past)
     run, current = await service.runs.status(env, key)
-    return _run_view(current._mapping, run)
+    return Run.of(current._mapping, run)
 
 
-def _run_view(row: Any, run: JobRun) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "status": row["status"],
-        "startedAt": iso(row["started_at"]),
-        "updatedAt": iso(row["updated_at"]),
-        "completedAt": iso(row["completed_at"]),
-        "output": row["error"] if row["error"] is not None else row["output"],
-        "tasks": [_task_view(task) for task in run.tasks.values()],
-        "statuses": list(run.statuses.values()),
-        "nextCursor": None,
-    }
+@get(
+    "/api/v2/runs/{run_id:str}/statuses",
+    tags=["runs"],
+    summary="A run's status, output and status records",
+    security=BEARER,
+    responses=errors(401, 404),
+)
+async def get_run_statuses(service: Service, env: Env, run_id: FromPath[str]) -> RunStatuses:
+    return RunStatuses.of(await service.runs.get(env, parse_run_id(run_id)))
 
 
-@get("/api/v2/runs/{run_id:str}/statuses")
-async def get_run_statuses(service: Service, env: Env, run_id: FromPath[str]) -> dict[str, Any]:
-    run = await service.runs.get(env, parse_run_id(run_id))
-    output = run.error if run.error is not None else run.output
-    return {
-        "run": {"id": str(run.id), "status": run.status.value, "output": output},
-        "statuses": list(run.statuses.values()),
-    }
-
-
-@post("/api/v1/runs/{run_id:str}/tasks", status_code=200)
+@post(
+    "/api/v1/runs/{run_id:str}/tasks",
+    status_code=200,
+    tags=["tasks"],
+    summary="Create a task of a running run, or find it again by its idempotency key",
+    security=BEARER,
+    responses=errors(401, 404, 409),
+)
 async def create_task(
     request: AnyRequest, service: Service, env: Env, run_id: FromPath[str], data: JSONBody[CreateTaskBody]
-) -> Response[Any]:
-    task = server_task(await service.tasks.create(env.id, parse_run_id(run_id), _task_spec(data, request)))
+) -> Response[ServerTask | TaskWithCachedTasks]:
+    task = ServerTask.of(await service.tasks.create(env.id, parse_run_id(run_id), _task_spec(data, request)))
     if request.headers.get("trigger-version") == CACHED_TASKS_VERSION:
-        return Response({"task": task}, headers={"trigger-version": CACHED_TASKS_VERSION})
+        return Response(TaskWithCachedTasks(task), headers={"trigger-version": CACHED_TASKS_VERSION})
     return Response(task)
 
 
-@post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/complete", status_code=200)
+@post(
+    "/api/v1/runs/{run_id:str}/tasks/{task_id:str}/complete",
+    status_code=200,
+    tags=["tasks"],
+    summary="Complete a task with its output",
+    security=BEARER,
+    responses=errors(401, 404, 409),
+)
 async def complete_task(
     request: AnyRequest,
     service: Service,
@@ -181,40 +202,63 @@ async def complete_task(
     run_id: FromPath[str],
     task_id: FromPath[str],
     data: JSONBody[CompleteTaskBody],
-) -> dict[str, Any]:
+) -> ServerTask:
     serialized = request.headers.get("trigger-version") == SERIALIZED_OUTPUT_VERSION
     completed = await service.tasks.complete(
         env.id, parse_run_id(run_id), task_id, data.output, data.properties, serialized
     )
-    return server_task(completed)
+    return ServerTask.of(completed)
 
 
-@post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/fail", status_code=200)
+@post(
+    "/api/v1/runs/{run_id:str}/tasks/{task_id:str}/fail",
+    status_code=200,
+    tags=["tasks"],
+    summary="Fail a task with its error",
+    security=BEARER,
+    responses=errors(401, 404, 409),
+)
 async def fail_task(
     service: Service, env: Env, run_id: FromPath[str], task_id: FromPath[str], data: JSONBody[FailTaskBody]
-) -> dict[str, Any]:
+) -> ServerTask:
     error = msgspec.structs.asdict(data.error)
     error = {k: v for k, v in error.items() if v is not None}
-    return server_task(await service.tasks.fail(env.id, parse_run_id(run_id), task_id, error))
+    return ServerTask.of(await service.tasks.fail(env.id, parse_run_id(run_id), task_id, error))
 
 
-@post("/api/v1/runs/{run_id:str}/tasks/{task_id:str}/callback/{secret:str}", status_code=200)
+@post(
+    "/api/v1/runs/{run_id:str}/tasks/{task_id:str}/callback/{secret:str}",
+    status_code=200,
+    tags=["tasks"],
+    summary="Complete a waiting task with the body posted to its secret callback URL (no API key)",
+    responses=errors(404, 409),
+)
 async def task_callback(
     request: AnyRequest, service: Service, run_id: FromPath[str], task_id: FromPath[str], secret: FromPath[str]
-) -> dict[str, bool]:
+) -> CallbackAccepted:
     body = await request.body()
     output = json_body(body) if body else None
     await service.tasks.complete_by_callback(parse_run_id(run_id), task_id, secret, output)
-    return {"ok": True}
+    return CallbackAccepted(True)
 
 
-@put("/api/v1/runs/{run_id:str}/statuses/{status_id:str}", status_code=200)
+@put(
+    "/api/v1/runs/{run_id:str}/statuses/{status_id:str}",
+    status_code=200,
+    tags=["tasks"],
+    summary="Create or update a status record of a run",
+    security=BEARER,
+    responses=errors(401, 404, 409),
+)
 async def update_status(
     service: Service, env: Env, run_id: FromPath[str], status_id: FromPath[str], data: JSONBody[StatusBody]
-) -> dict[str, Any]:
+) -> StatusRecord:
     if data.state is not None and data.state not in ("loading", "success", "failure"):
         raise ClientError("`state` must be one of loading, success, failure")
-    return await service.tasks.update_status(env.id, parse_run_id(run_id), status_id, data.label, data.state, data.data)
+    record = await service.tasks.update_status(
+        env.id, parse_run_id(run_id), status_id, data.label, data.state, data.data
+    )
+    return StatusRecord.of(record)
 
 
 MAX_IDEMPOTENCY_KEY = 512
@@ -243,61 +287,6 @@ def _task_spec(body: CreateTaskBody, request: AnyRequest) -> TaskSpec:
         parent_id=body.parentId,
         display_key=body.displayKey,
     )
-
-
-def server_task(task: Task) -> dict[str, Any]:
-    """The task as the SDK reads it (its ServerTask)."""
-    return {
-        "id": task.id,
-        "idempotencyKey": task.idempotency_key,
-        "name": task.name,
-        "noop": task.noop,
-        "status": task.status.value,
-        "startedAt": iso(task.started_at),
-        "completedAt": iso(task.completed_at),
-        "delayUntil": iso(task.delay_until),
-        "output": task.output,
-        "outputProperties": task.output_properties,
-        "error": None,
-        "attempts": task.attempts,
-        "callbackUrl": task.callback_url,
-        "retry": task.retry,
-        "icon": task.icon,
-        "description": task.description,
-        "params": task.params,
-        "properties": task.properties,
-        "style": task.style,
-        "operation": task.operation,
-        "parentId": task.parent_id,
-        "displayKey": task.display_key,
-    }
-
-
-_VIEWED = (
-    "id",
-    "name",
-    "icon",
-    "startedAt",
-    "completedAt",
-    "status",
-    "displayKey",
-    "params",
-    "output",
-    "outputProperties",
-    "error",
-    "parentId",
-    "style",
-    "description",
-    "properties",
-    "idempotencyKey",
-    "attempts",
-    "noop",
-)
-
-
-def _task_view(task: Task) -> dict[str, Any]:
-    shown = server_task(task)
-    return {key: shown[key] for key in _VIEWED}
 
 
 HANDLERS = [

@@ -101,7 +101,7 @@ async def test_tags_filter_lists_with_cursor_pagination_newest_first(api: httpx.
         query = "/api/v1/jobs/return-value/runs?tag=batch&take=2" + (f"&cursor={cursor}" if cursor else "")
         page = (await api.get(query)).json()
         pages.extend(run["id"] for run in page["runs"])
-        cursor = page["nextCursor"]
+        cursor = page.get("nextCursor")
         if cursor is None:
             break
     assert pages == list(reversed(tagged))
