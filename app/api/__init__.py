@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.adapters.sealing import SecretKeyError
+from app.adapters.store import ConcurrencyConflict
 from app.api import catalog, control, events, runs
 from app.api.common import (
     SECURITY_SCHEMES,
@@ -25,6 +26,7 @@ from app.api.common import (
     invalid_transition,
     secrets_unavailable,
     validation_error,
+    write_conflict,
 )
 from app.api.requests import LimitedRequest, refuse_nul_in_url
 from app.container import Container
@@ -83,6 +85,7 @@ def _app(service: Provide, readiness: Provide) -> Litestar:
         exception_handlers={
             ClientError: client_error,
             InvalidTransition: invalid_transition,
+            ConcurrencyConflict: write_conflict,
             ValidationException: validation_error,
             HTTPException: http_error,
             DBAPIError: database_error,

@@ -14,6 +14,7 @@ from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Reference, SecurityRequirement, SecurityScheme
 from sqlalchemy.exc import DataError
 
+from app.adapters.store import ConcurrencyConflict
 from app.api.answers import ErrorAnswer
 from app.errors import ClientError, NotFound
 from app.faults import is_unavailable
@@ -100,6 +101,12 @@ def invalid_transition(_: AnyRequest, error: InvalidTransition) -> Response[dict
     return error_response(
         409, f"the run is {error.current}: it cannot go to {error.target}", status=error.current.value
     )
+
+
+def write_conflict(_: AnyRequest, error: ConcurrencyConflict) -> Response[dict[str, Any]]:
+    """Other writers kept changing what this request writes (or its first copy is still being recorded)."""
+    log.info("write conflict: %s", error)
+    return error_response(409, "what this request changes was changing under it; send it again")
 
 
 def validation_error(_: AnyRequest, error: ValidationException) -> Response[dict[str, Any]]:
