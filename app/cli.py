@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app import event_loop
-from app.settings import Settings, SettingsError
+from app.settings import Settings, SettingsError, is_port
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -185,12 +185,18 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> None:
     print(f"wrote {args.output}")
 
 
+def port_number(text: str) -> int:
+    if not is_port(text):
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535, got {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="jobs-service", description=__doc__)
     root.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = root.add_subparsers(dest="command", required=True)
     dev = commands.add_parser("dev", help="run the whole stack, with embedded PostgreSQL and broker when unset")
-    dev.add_argument("--port", type=int, help="API port (default JOBS_PORT or 8000)")
+    dev.add_argument("--port", type=port_number, help="API port (default JOBS_PORT or 8000)")
     dev.add_argument("--data-dir", help="where embedded data lives (default JOBS_DATA_DIR or .jobs-data)")
     dev.set_defaults(handler=cmd_dev)
     for role in ("api", "relay", "worker", "all"):

@@ -95,12 +95,12 @@ def normalize_database_url(url: str) -> str:
 def check_bootstrap_servers(servers: str) -> str:
     for entry in (part.strip() for part in servers.split(",")):
         host, colon, port = entry.rpartition(":")
-        if not entry or (colon and not (host and _is_port(port))):
+        if not entry or (colon and not (host and is_port(port))):
             raise SettingsError(f"KAFKA_BOOTSTRAP_SERVERS must be comma-separated host:port pairs, got {entry!r}")
     return servers
 
 
-def _is_port(text: str) -> bool:
+def is_port(text: str) -> bool:
     return text.isdigit() and 1 <= int(text) <= 65535
 
 

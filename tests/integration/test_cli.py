@@ -94,3 +94,10 @@ def test_version() -> None:
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"jobs-service {importlib.metadata.version('jobs-service')}\n"
     assert re.fullmatch(r"jobs-service \d+\.\d+\.\d+\S*\n", result.stdout)
+
+
+def test_dev_refuses_a_port_out_of_range_before_starting_anything() -> None:
+    for port in ("0", "70000", "-1", "http"):
+        result = jobs_service_with({}, "dev", "--port", port)
+        assert result.returncode == 2, port
+        assert f"argument --port: must be an integer from 1 to 65535, got '{port}'" in result.stderr
