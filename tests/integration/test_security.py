@@ -87,6 +87,7 @@ async def test_another_environment_cannot_see_or_change_anything(
         ("POST", "/api/v1/jobs/return-value/invoke"),
         ("GET", "/api/v2/events/secret"),
         ("POST", "/api/v1/events/secret/cancel"),
+        ("POST", "/api/v1/events/secret/cancel-runs"),
     ]:
         body: dict[str, Any] = {"idempotencyKey": "k"} if path.endswith("/tasks") else {}
         response = await client.request(method, path, headers=prod, json=body)
