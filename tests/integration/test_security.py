@@ -37,7 +37,8 @@ async def test_every_path_but_health_needs_a_key(client: httpx.AsyncClient) -> N
             for headers in ({}, bearer("tr_dev_not_a_key")):
                 response = await client.request(method.upper(), concrete, headers=headers, json={})
                 assert response.status_code == 401, (method, path, response.text)
-                assert response.json()["message"]
+                if method != "head":  # an answer to HEAD has no body
+                    assert response.json()["message"]
             checked += 1
     assert checked >= 20
 
