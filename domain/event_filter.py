@@ -96,3 +96,48 @@ _CONTENT: dict[str, Callable[[JSON, JSON], bool]] = {
     "$isNull": lambda o, a: (a is None) if o else (a is not None),
     "$not": _not,
 }
+
+
+MAX_FILTER_DEPTH = 8
+
+
+def check_filter(filter: Any, depth: int = 0) -> None:
+    """Refuse (ValueError) a filter that matching could not evaluate: a field's pattern must be a list of
+    plain values or of content filters (one known operator each, with an operand of its kind), or a nested
+    filter."""
+    if not isinstance(filter, dict):
+        raise ValueError("a filter must be an object")
+    if depth >= MAX_FILTER_DEPTH:
+        raise ValueError(f"a filter may nest at most {MAX_FILTER_DEPTH} levels")
+    for key, pattern in filter.items():
+        if isinstance(pattern, dict):
+            check_filter(pattern, depth + 1)
+        elif isinstance(pattern, list):
+            for item in pattern:
+                if isinstance(item, dict):
+                    _check_content_filter(key, item)
+                elif not isinstance(item, str | int | float | bool):
+                    raise ValueError(f"`{key}`: a filter list holds strings, numbers, booleans or content filters")
+        else:
+            raise ValueError(f"`{key}`: a filter's value must be a list or an object")
+
+
+def _check_content_filter(key: str, item: dict[str, Any]) -> None:
+    if len(item) != 1 or next(iter(item)) not in _CONTENT:
+        raise ValueError(f"`{key}`: a content filter has one operator of {', '.join(_CONTENT)}")
+    operator, operand = next(iter(item.items()))
+    number = _is_number(operand)
+    valid = {
+        "$endsWith": isinstance(operand, str),
+        "$startsWith": isinstance(operand, str),
+        "$ignoreCaseEquals": isinstance(operand, str),
+        "$exists": isinstance(operand, bool),
+        "$isNull": isinstance(operand, bool),
+        "$gt": number,
+        "$lt": number,
+        "$gte": number,
+        "$lte": number,
+        "$between": isinstance(operand, list) and len(operand) == 2 and all(_is_number(n) for n in operand),
+    }.get(operator, True)
+    if not valid:
+        raise ValueError(f"`{key}`: the operand of {operator} is not of its kind")

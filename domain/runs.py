@@ -13,7 +13,7 @@ from domain import policies
 from domain.environments import EnvironmentType
 from domain.execution import Next, Outcome
 from domain.status import RunStatus, check_transition, is_terminal
-from domain.tasks import Task, TaskSpec, TaskStatus, new_task, task_from_v1, task_id
+from domain.tasks import CALLBACK_TIMEOUT_OUTPUT, Task, TaskSpec, TaskStatus, new_task, task_from_v1, task_id
 
 MAX_TAGS = 10
 
@@ -343,8 +343,8 @@ class JobRun(Aggregate):
             if wait.next is Next.RETRY_TASK and wait.retry_at is not None and known is not None:
                 self._task_retry_scheduled(task_id=wait.task.id, error=wait.error, retry_at=wait.retry_at)
                 due_times.append(wait.retry_at)
-            elif known is not None and known.status is TaskStatus.COMPLETED:
-                due_times.append(now)  # finished meanwhile: continue at once
+            elif known is not None and known.status in (TaskStatus.COMPLETED, TaskStatus.ERRORED):
+                due_times.append(now)  # finished meanwhile (its callback came, or timed out): continue at once
             elif known is not None and (known.operation or known.callback_url):
                 waiting_on = known.id  # resumed when the task is completed through the API
             else:
@@ -488,6 +488,17 @@ class JobRun(Aggregate):
             return task
         self._task_failed(task_id=id, error=error, completed_at=now)
         return self.tasks[id]
+
+    def time_out_callback(self, id: str, now: datetime) -> bool:
+        """The task's callback did not come in time: the task fails (its output says so, as trigger.dev's did)
+        and a run waiting for it executes again. False when it no longer waits."""
+        task = self.tasks.get(id)
+        if task is None or task.status is not TaskStatus.WAITING or not task.callback_url:
+            return False
+        self._task_failed(task_id=id, error=CALLBACK_TIMEOUT_OUTPUT, completed_at=now)
+        if self.waiting_task == id and self.status is RunStatus.WAITING_TO_CONTINUE:
+            self._resumed(attempt=self.attempt + 1, task_id=id)
+        return True
 
     def _fail_open_task(self, id: str, error: Any, now: datetime) -> None:
         task = self.tasks.get(id)

@@ -1,7 +1,7 @@
 """Tasks: the durable steps (io.runTask, io.wait, io.logger, ...) a run records while its job executes."""
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
@@ -16,6 +16,12 @@ class TaskStatus(StrEnum):
     CANCELED = "CANCELED"
 
 
+# trigger.dev v2: a task waiting for its callback fails after `callback.timeoutInSeconds` (one hour unless
+# given; 0 or less: never), with this output, and the run executes again.
+DEFAULT_CALLBACK_TIMEOUT_SECONDS = 3600
+MAX_CALLBACK_TIMEOUT_SECONDS = 365 * 24 * 3600
+CALLBACK_TIMEOUT_OUTPUT = "Remote callback timeout - no requests received"
+
 OPEN: frozenset[TaskStatus] = frozenset({TaskStatus.PENDING, TaskStatus.WAITING, TaskStatus.RUNNING})
 ENDED: frozenset[TaskStatus] = frozenset({TaskStatus.COMPLETED, TaskStatus.ERRORED, TaskStatus.CANCELED})
 
@@ -29,6 +35,7 @@ class TaskSpec:
     noop: bool = False
     delay_until: datetime | None = None
     callback: bool = False  # the task waits for a POST to its callback URL
+    callback_timeout_seconds: float | None = None  # how long it waits (None: the default, <= 0: for ever)
     retry: dict[str, Any] | None = None
     icon: str | None = None
     description: str | None = None
@@ -65,6 +72,7 @@ class Task:
     operation: str | None = None
     parent_id: str | None = None
     display_key: str | None = None
+    callback_timeout_at: datetime | None = None  # when a task waiting for its callback fails
 
     @property
     def is_open(self) -> bool:
@@ -116,7 +124,19 @@ def new_task(run_id: UUID, spec: TaskSpec, now: datetime, run_canceled: bool, ca
         operation=spec.operation,
         parent_id=spec.parent_id,
         display_key=spec.display_key,
+        callback_timeout_at=_callback_timeout(spec, now) if status is TaskStatus.WAITING else None,
     )
+
+
+def _callback_timeout(spec: TaskSpec, now: datetime) -> datetime | None:
+    if not spec.callback:
+        return None
+    seconds = spec.callback_timeout_seconds
+    if seconds is None:
+        seconds = DEFAULT_CALLBACK_TIMEOUT_SECONDS
+    if seconds <= 0:
+        return None
+    return now + timedelta(seconds=min(seconds, MAX_CALLBACK_TIMEOUT_SECONDS))
 
 
 _RENAMED = {

@@ -82,4 +82,21 @@ run_status = Table(
     _ts("next_due_at", nullable=True),
 )
 
-READ_MODELS: tuple[Table, ...] = (environments, endpoints, jobs, job_versions, run_status)
+event_dispatchers = Table(
+    "event_dispatchers",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("environment_id", Uuid, nullable=False),
+    Column("names", JSONB, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("payload_filter", JSONB(none_as_null=True), nullable=True),
+    Column("context_filter", JSONB(none_as_null=True), nullable=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("task_id", Text, nullable=False),
+    _ts("expires_at"),
+    _ts("matched_at", nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+READ_MODELS: tuple[Table, ...] = (environments, endpoints, jobs, job_versions, run_status, event_dispatchers)

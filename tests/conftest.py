@@ -21,7 +21,10 @@ from domain.environments import EnvironmentType
 from tests.node_endpoint import COMPAT_API_KEY, NodeEndpoint, node_endpoint
 from tests.services import kafka_server, postgres_server
 
-ALL_TABLES = "events, outbox, environment_secrets, environments, endpoints, jobs, job_versions, run_status"
+ALL_TABLES = (
+    "events, outbox, environment_secrets, environments, endpoints, jobs, job_versions, run_status, "
+    "kv_items, event_dispatchers"
+)
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,9 @@ COMPAT_JOBS = {
     "limited": "compat.limited",
     "grouped-a": "compat.grouped-a",
     "grouped-b": "compat.grouped-b",
+    "kv-store": "compat.kv",
+    "waits-for-event": "compat.wait-event",
+    "kv-slow": "compat.kv-slow",
 }
 
 

@@ -19,6 +19,7 @@ from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.utils import get_topic, resolve_topic
 
 # Importing the aggregates registers their explicit topics.
+import domain.dispatchers
 import domain.endpoints
 import domain.environments
 import domain.event_records

@@ -32,7 +32,21 @@ class NotifyRun(msgspec.Struct, frozen=True, tag_field="type", tag="NotifyRun"):
     attempt: int
 
 
-Message = ExecuteJobRun | DeliverEvent | NotifyRun
+class DispatchEvent(msgspec.Struct, frozen=True, tag_field="type", tag="DispatchEvent"):
+    """An event matched a dispatcher of io.waitForEvent: hand it to the task that waits for it."""
+
+    dispatcher_id: str
+    event_record_id: str
+
+
+class TimeOutCallback(msgspec.Struct, frozen=True, tag_field="type", tag="TimeOutCallback"):
+    """A task waiting for its callback (io.waitForEvent, io.waitForRequest) was given until now."""
+
+    run_id: str
+    task_id: str
+
+
+Message = ExecuteJobRun | DeliverEvent | NotifyRun | DispatchEvent | TimeOutCallback
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)

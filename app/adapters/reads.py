@@ -72,6 +72,10 @@ _NOTIFICATION_CONTEXT = text(
     "JOIN endpoints ep ON ep.id = :endpoint_id "
     "JOIN run_status r ON r.id = :run_id WHERE e.id = :env"
 )
+_WAITING_DISPATCHERS = text(
+    "SELECT id FROM event_dispatchers WHERE environment_id = :env AND matched_at IS NULL "
+    "AND expires_at > now() AND names @> jsonb_build_array(CAST(:name AS text)) ORDER BY created_at, id"
+)
 _ENVIRONMENT_BY_HASH = text("SELECT id, slug, type FROM environments WHERE api_key_hash = :hash")
 _ENVIRONMENT_ID = text("SELECT id FROM environments WHERE slug = :slug")
 _SEALED_KEY = text("SELECT sealed_api_key FROM environment_secrets WHERE environment_id = :id")
@@ -168,6 +172,13 @@ class ReadModels:
 
     async def notification_context(self, environment_id: UUID, endpoint_id: UUID, run_id: UUID) -> Row[Any] | None:
         return await self._first(_NOTIFICATION_CONTEXT, env=environment_id, endpoint_id=endpoint_id, run_id=run_id)
+
+    # -- event dispatchers --------------------------------------------------------------------------
+
+    async def waiting_dispatchers(self, environment_id: UUID, event_name: str) -> list[UUID]:
+        """The dispatchers of io.waitForEvent that wait for an event of this name, oldest first."""
+        rows = await self._all(_WAITING_DISPATCHERS, env=environment_id, name=event_name)
+        return [row.id for row in rows]
 
     # -- environments -------------------------------------------------------------------------------
 

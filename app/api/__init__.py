@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.adapters.sealing import SecretKeyError
 from app.adapters.store import ConcurrencyConflict
-from app.api import catalog, control, events, runs
+from app.api import catalog, control, dispatchers, events, runs, store
 from app.api.common import (
     SECURITY_SCHEMES,
     caller_environment,
@@ -61,6 +61,7 @@ OPENAPI = OpenAPIConfig(
         Tag(name="tasks", description="What the trigger.dev SDK calls while a job executes."),
         Tag(name="events", description="Send events, which start the runs of the jobs they trigger."),
         Tag(name="control", description="Cancel, continue and rerun runs."),
+        Tag(name="store", description="The key-value store of an environment (io.store, client.store)."),
         Tag(name="health", description="Liveness and readiness (no API key)."),
     ],
     operation_id_creator=_operation_id,
@@ -80,7 +81,14 @@ def openapi_document() -> str:
 
 def _app(service: Provide, readiness: Provide) -> Litestar:
     return Litestar(
-        route_handlers=[*catalog.HANDLERS, *runs.HANDLERS, *control.HANDLERS, *events.HANDLERS],
+        route_handlers=[
+            *catalog.HANDLERS,
+            *runs.HANDLERS,
+            *control.HANDLERS,
+            *events.HANDLERS,
+            *store.HANDLERS,
+            *dispatchers.HANDLERS,
+        ],
         dependencies={"service": service, "readiness": readiness, "env": Provide(caller_environment)},
         exception_handlers={
             ClientError: client_error,

@@ -474,3 +474,39 @@ class EventWithRuns(Answer):
             updated_at=iso(record.modified_on),
             runs=[EventRun(str(r.id), r.status, iso_or_none(r.started_at), iso_or_none(r.completed_at)) for r in runs],
         )
+
+
+# -- key-value store --------------------------------------------------------------------------------------
+
+
+class StoreGot(Answer):
+    """KeyValueStoreResponseBodySchema, GET: `value` (the stored text) is left out when the key has none."""
+
+    action: Literal["GET"]
+    key: str
+    value: str | UnsetType = UNSET
+
+
+class StoreSet(Answer):
+    """KeyValueStoreResponseBodySchema, SET: the value now stored."""
+
+    action: Literal["SET"]
+    key: str
+    value: str
+
+
+class StoreDeleted(Answer):
+    """KeyValueStoreResponseBodySchema, DELETE: whether there was a value to delete."""
+
+    action: Literal["DELETE"]
+    key: str
+    deleted: bool
+
+
+# -- event dispatchers ------------------------------------------------------------------------------------
+
+
+class RegisteredDispatcher(Answer):
+    """EphemeralEventDispatcherResponseBodySchema."""
+
+    id: str

@@ -42,6 +42,7 @@ _ERRORS = {
     401: "No API key, or not a valid one.",
     404: "No such run, job, task or event in the key's environment.",
     409: "The run or task is not in a state that allows this, or an Idempotency-Key was used for another request.",
+    413: "The value is larger than the store takes.",
     422: "The endpoint could not be called, or too many test runs of the job started at once.",
     503: "The database, or the key that opens stored secrets, is unavailable; try again shortly.",
 }

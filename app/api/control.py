@@ -6,7 +6,7 @@ from litestar import get, post
 from litestar.params import FromPath, FromQuery
 
 from app.adapters.reads import MAX_TAKE, RunFilter
-from app.api.answers import CanceledRuns, CreatedRun, RunHistory, RunPage, RunState
+from app.api.answers import CanceledRuns, CreatedRun, Run, RunHistory, RunPage, RunState
 from app.api.common import BEARER, Env, Service, errors, parse_run_id
 from app.errors import ClientError
 from domain.status import RunStatus
@@ -20,9 +20,13 @@ from domain.status import RunStatus
     security=BEARER,
     responses=errors(401, 404, 409),
 )
-async def cancel_run(service: Service, env: Env, run_id: FromPath[str]) -> RunState:
-    run = await service.control.cancel(env, parse_run_id(run_id))
-    return RunState(str(run.id), run.status)
+async def cancel_run(service: Service, env: Env, run_id: FromPath[str]) -> Run:
+    """The run as it is once canceled (GetRunSchema: the SDK's client.cancelRun parses it); a run that had
+    ended already stays as it was."""
+    key = parse_run_id(run_id)
+    await service.control.cancel(env, key)
+    run, row = await service.runs.status(env, key)
+    return Run.of(row._mapping, run)
 
 
 @post(

@@ -7,7 +7,7 @@ import msgspec
 from litestar import get, post
 from litestar.params import FromPath, JSONBody
 
-from app.api.answers import EventLog, EventWithRuns
+from app.api.answers import CanceledRuns, EventLog, EventWithRuns
 from app.api.common import BEARER, Env, Service, errors, parse_instant
 from app.errors import ClientError
 from app.service.events import NewEvent
@@ -107,4 +107,17 @@ async def get_event(service: Service, env: Env, event_id: FromPath[str]) -> Even
     return EventWithRuns.of(record, runs)
 
 
-HANDLERS = [send_event, send_events, cancel_event, get_event]
+@post(
+    "/api/v1/events/{event_id:str}/cancel-runs",
+    status_code=200,
+    tags=["control"],
+    summary="Cancel the runs an event started that have not started executing (as trigger.dev v2 did)",
+    security=BEARER,
+    responses=errors(401, 404),
+)
+async def cancel_event_runs(service: Service, env: Env, event_id: FromPath[str]) -> CanceledRuns:
+    canceled, failed = await service.control.cancel_event_runs(env, await service.events.get(env, event_id))
+    return CanceledRuns(canceled, failed)
+
+
+HANDLERS = [send_event, send_events, cancel_event, get_event, cancel_event_runs]

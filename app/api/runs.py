@@ -21,7 +21,7 @@ from app.api.requests import json_body
 from app.errors import ClientError
 from app.service.runs import RunOptions
 from domain.runs import validate_tags
-from domain.tasks import TaskSpec
+from domain.tasks import MAX_CALLBACK_TIMEOUT_SECONDS, TaskSpec
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 10
 CACHED_TASKS_VERSION = "2023-09-29"
@@ -277,6 +277,7 @@ def _task_spec(body: CreateTaskBody, request: AnyRequest) -> TaskSpec:
         noop=body.noop,
         delay_until=parse_instant(body.delayUntil, "delayUntil") if body.delayUntil is not None else None,
         callback=body.callback is not None and body.callback.enabled,
+        callback_timeout_seconds=_callback_timeout(body.callback),
         retry=body.retry,
         icon=body.icon,
         description=body.description,
@@ -287,6 +288,13 @@ def _task_spec(body: CreateTaskBody, request: AnyRequest) -> TaskSpec:
         parent_id=body.parentId,
         display_key=body.displayKey,
     )
+
+
+def _callback_timeout(callback: TaskCallback | None) -> float | None:
+    seconds = None if callback is None else callback.timeoutInSeconds
+    if seconds is not None and seconds > MAX_CALLBACK_TIMEOUT_SECONDS:
+        raise ClientError(f"`callback.timeoutInSeconds` must be at most {MAX_CALLBACK_TIMEOUT_SECONDS}")
+    return seconds
 
 
 HANDLERS = [

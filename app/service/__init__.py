@@ -12,22 +12,27 @@ write transactions, routes outbox messages to their topics, and holds the short 
 | `executions` | start an attempt, hold its lease, record its outcome; rescue and requeue |
 | `notifications` | a finished run's notifications and their tries |
 | `environments` | environments and their keys; `authenticator` finds a key's environment |
+| `store` | the key-value store of an environment (io.store, client.store) |
+| `dispatchers` | io.waitForEvent: wait for a matching event, hand it to the waiting task |
 """
 
 from datetime import timedelta
 
 from app.adapters.endpoint_client import EndpointClient
+from app.adapters.key_value import KeyValueItems
 from app.adapters.reads import ReadModels
 from app.adapters.sealing import Sealer
 from app.adapters.store import EventStore
 from app.adapters.url_policy import UrlPolicy
 from app.service.catalog import Catalog
 from app.service.control import Control
+from app.service.dispatchers import Dispatchers
 from app.service.environments import Authenticator, Environments
 from app.service.events import Events
 from app.service.executions import Executions
 from app.service.notifications import Notifications
 from app.service.runs import Runs
+from app.service.store import Store
 from app.service.tasks import Tasks
 from app.service.writes import RunWriter, Topics
 
@@ -51,8 +56,10 @@ class JobsService:
         self.authenticator = Authenticator(reads, sealer)
         self.catalog = Catalog(store, reads, client, url_policy, sealer)
         self.runs = Runs(store, reads, topics, self.catalog, url_policy)
-        self.events = Events(store, reads, topics, self.catalog, self.runs)
         self.tasks = Tasks(store, writer, api_url, self.authenticator.api_key)
+        self.dispatchers = Dispatchers(store, reads, topics, self.tasks)
+        self.events = Events(store, reads, topics, self.catalog, self.runs, self.dispatchers)
         self.control = Control(reads, writer)
         self.executions = Executions(store, writer, lease)
         self.notifications = Notifications(store, reads, topics, sealer)
+        self.store = Store(KeyValueItems(store.engine))

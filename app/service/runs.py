@@ -1,11 +1,13 @@
 """Creating runs (TestJob, invoke, rerun) and reading them back (now, as they were, their history)."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
+from eventsourcing.domain import Aggregate
 from sqlalchemy import Row
 
 from app.adapters.codec import event_state
@@ -152,10 +154,19 @@ class Runs:
         await self.save_new(record, [run])
         return run.id
 
-    async def save_new(self, record: EventRecord, runs: list[JobRun]) -> None:
-        """An event and the runs it makes, with each run's first execution, in one transaction."""
+    async def save_new(
+        self,
+        record: EventRecord,
+        runs: list[JobRun],
+        others: Sequence[Aggregate] = (),
+        followups: Sequence[OutboxMessage] = (),
+    ) -> None:
+        """An event and the runs it makes, with each run's first execution, in one transaction (with what
+        else the event changed, and the messages that calls for)."""
         messages: list[OutboxMessage] = [self.topics.execution(run, 1) for run in runs]
-        await self.store.commit([e for aggregate in (record, *runs) for e in aggregate.collect_events()], messages)
+        messages.extend(followups)
+        aggregates = (record, *runs, *others)
+        await self.store.commit([e for aggregate in aggregates for e in aggregate.collect_events()], messages)
 
     # -- reading ------------------------------------------------------------------------------------
 

@@ -36,19 +36,40 @@ class Tasks:
 
         return await self.writer.change(run_id, env_id, create)
 
-    async def complete_by_callback(self, run_id: UUID, task_id: str, secret: str, output: Any) -> Task:
-        """A task's callback URL was called: its body is the task's output."""
+    async def check_callback(self, run_id: UUID, task_id: str, secret: str, env_id: UUID | None = None) -> JobRun:
+        """The run whose task this callback URL completes (of the environment `env_id`, when given)."""
         run = await self.store.get(run_id, JobRun)
-        if run is None or task_id not in run.tasks:
+        if run is None or task_id not in run.tasks or (env_id is not None and run.environment_id != str(env_id)):
             raise NotFound("no such task callback")
         key = await self.secret_key(UUID(run.environment_id))
         if not hmac.compare_digest(secret.encode(), callback_secret(key, run_id, task_id).encode()):
             raise NotFound("no such task callback")
+        return run
+
+    async def complete_by_callback(self, run_id: UUID, task_id: str, secret: str, output: Any) -> Task:
+        """A task's callback URL was called: its body is the task's output."""
+        await self.check_callback(run_id, task_id, secret)
+        return await self.complete_waiting(run_id, task_id, output)
+
+    async def complete_waiting(self, run_id: UUID, task_id: str, output: Any) -> Task:
+        """Complete a task waiting for its callback (a run waiting for it executes again); one that ended
+        already stays as it is."""
 
         def complete(run: JobRun) -> Task:
             return run.complete_task(task_id, output, None, datetime.now(UTC)).copy()
 
         return await self.writer.change(run_id, None, complete)
+
+    async def time_out_callback(self, run_id: UUID, task_id: str) -> str:
+        """The time a task had to receive its callback is up: it fails unless the callback came."""
+
+        def time_out(run: JobRun) -> bool:
+            return run.time_out_callback(task_id, datetime.now(UTC))
+
+        try:
+            return "timed out" if await self.writer.change(run_id, None, time_out) else "duplicate"
+        except NotFound:
+            return "duplicate"
 
     async def complete(
         self, env_id: UUID, run_id: UUID, task_id: str, output: Any, properties: Any, serialized: bool

@@ -7,7 +7,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from app.adapters.codec import DomainEvent
-from app.adapters.messages import ExecuteJobRun, Message, NotifyRun, lane_topic, outbox_message
+from app.adapters.messages import ExecuteJobRun, Message, NotifyRun, TimeOutCallback, lane_topic, outbox_message
 from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage, UnitOfWork
 from app.errors import NotFound
 from domain.runs import JobRun, NextExecution
@@ -96,8 +96,15 @@ class RunWriter:
     def _followups(
         self, run: JobRun, events: Sequence[DomainEvent], next_execution: NextExecution | None
     ) -> list[OutboxMessage]:
-        """The outbox rows the new events call for: the next execution, and notifications when the run ended."""
+        """The outbox rows the new events call for: the next execution, notifications when the run ended, and
+        the time-out of a task that starts waiting for its callback."""
         messages = []
+        for event in events:
+            if isinstance(event, JobRun.TaskStarted) and event.task.callback_timeout_at is not None:
+                # keyed by the task: a row keyed by the run would read as its execution (the rescuer's check)
+                timeout = TimeOutCallback(str(run.id), event.task.id)
+                key = f"{run.id}/{event.task.id}"
+                messages.append(self.topics.message(key, timeout, event.task.callback_timeout_at))
         if next_execution is not None:
             messages.append(self.topics.execution(run, next_execution.attempt, next_execution.due_at))
         if run.is_terminal and any(isinstance(event, ENDINGS) for event in events):

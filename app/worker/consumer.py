@@ -1,5 +1,5 @@
 """The worker: a member of the job-execution consumer group that executes runs, delivers scheduled
-events and sends run notifications.
+events, sends run notifications, hands matched events to waiting tasks and times out their callbacks.
 
 Kafka delivers at least once; a message that is a duplicate or stale is acknowledged and ignored. A message
 is done when it was handled, or set aside: unreadable, or failing every time, it goes to the dead-letter
@@ -18,7 +18,16 @@ from uuid import UUID
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
-from app.adapters.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, decode_message, outbox_id
+from app.adapters.messages import (
+    DeliverEvent,
+    DispatchEvent,
+    ExecuteJobRun,
+    Message,
+    NotifyRun,
+    TimeOutCallback,
+    decode_message,
+    outbox_id,
+)
 from app.adapters.topic_ring import TopicRing
 from app.faults import is_unavailable
 from app.service import JobsService
@@ -53,6 +62,12 @@ class Dispatcher:
                 return await self.notifier.handle(message)
             case DeliverEvent():
                 return await self.service.events.deliver(UUID(message.event_record_id))
+            case DispatchEvent():
+                return await self.service.dispatchers.dispatch(
+                    UUID(message.dispatcher_id), UUID(message.event_record_id)
+                )
+            case TimeOutCallback():
+                return await self.service.tasks.time_out_callback(UUID(message.run_id), message.task_id)
         raise TypeError(f"unknown message {message!r}")
 
     async def give_up(self, message: Message, reason: str) -> None:

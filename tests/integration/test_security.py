@@ -37,7 +37,8 @@ async def test_every_path_but_health_needs_a_key(client: httpx.AsyncClient) -> N
             for headers in ({}, bearer("tr_dev_not_a_key")):
                 response = await client.request(method.upper(), concrete, headers=headers, json={})
                 assert response.status_code == 401, (method, path, response.text)
-                assert response.json()["message"]
+                if method != "head":  # an answer to HEAD has no body
+                    assert response.json()["message"]
             checked += 1
     assert checked >= 20
 
@@ -87,6 +88,7 @@ async def test_another_environment_cannot_see_or_change_anything(
         ("POST", "/api/v1/jobs/return-value/invoke"),
         ("GET", "/api/v2/events/secret"),
         ("POST", "/api/v1/events/secret/cancel"),
+        ("POST", "/api/v1/events/secret/cancel-runs"),
     ]:
         body: dict[str, Any] = {"idempotencyKey": "k"} if path.endswith("/tasks") else {}
         response = await client.request(method, path, headers=prod, json=body)
