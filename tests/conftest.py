@@ -21,7 +21,9 @@ from domain.environments import EnvironmentType
 from tests.node_endpoint import COMPAT_API_KEY, NodeEndpoint, node_endpoint
 from tests.services import kafka_server, postgres_server
 
-ALL_TABLES = "events, outbox, environment_secrets, environments, endpoints, jobs, job_versions, run_status"
+ALL_TABLES = (
+    "events, outbox, environment_secrets, environments, endpoints, jobs, job_versions, run_status, schedules, queues"
+)
 
 
 @pytest.fixture(scope="session")

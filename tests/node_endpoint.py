@@ -29,6 +29,13 @@ COMPAT_JOBS = {
     "limited": "compat.limited",
     "grouped-a": "compat.grouped-a",
     "grouped-b": "compat.grouped-b",
+    "sched-cron": "trigger.scheduled",
+    "sched-interval": "trigger.scheduled",
+    "sched-dynamic": "trigger.scheduled",
+    "sched-register": "sched.register",
+    "sched-toggle": "sched.toggle",
+    "sched-deletable": "sched.deletable",
+    "sched-pooled": "sched.pooled",
 }
 
 

@@ -22,7 +22,9 @@ from eventsourcing.utils import get_topic, resolve_topic
 import domain.endpoints
 import domain.environments
 import domain.event_records
-import domain.runs  # noqa: F401
+import domain.queues
+import domain.runs
+import domain.schedules  # noqa: F401
 from app.adapters.json_limits import decode_stored
 
 DomainEvent = CanMutateAggregate[Any]

@@ -32,7 +32,14 @@ class NotifyRun(msgspec.Struct, frozen=True, tag_field="type", tag="NotifyRun"):
     attempt: int
 
 
-Message = ExecuteJobRun | DeliverEvent | NotifyRun
+class FireSchedule(msgspec.Struct, frozen=True, tag_field="type", tag="FireSchedule"):
+    """A schedule's tick, due at `tick_at` (ISO 8601, full precision: it names the tick exactly)."""
+
+    schedule_id: str
+    tick_at: str
+
+
+Message = ExecuteJobRun | DeliverEvent | NotifyRun | FireSchedule
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)

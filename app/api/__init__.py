@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.adapters.sealing import SecretKeyError
 from app.adapters.store import ConcurrencyConflict
-from app.api import catalog, control, events, runs
+from app.api import catalog, control, events, queues, runs, schedules
 from app.api.common import (
     SECURITY_SCHEMES,
     caller_environment,
@@ -80,7 +80,14 @@ def openapi_document() -> str:
 
 def _app(service: Provide, readiness: Provide) -> Litestar:
     return Litestar(
-        route_handlers=[*catalog.HANDLERS, *runs.HANDLERS, *control.HANDLERS, *events.HANDLERS],
+        route_handlers=[
+            *catalog.HANDLERS,
+            *runs.HANDLERS,
+            *control.HANDLERS,
+            *events.HANDLERS,
+            *schedules.HANDLERS,
+            *queues.HANDLERS,
+        ],
         dependencies={"service": service, "readiness": readiness, "env": Provide(caller_environment)},
         exception_handlers={
             ClientError: client_error,

@@ -12,6 +12,8 @@ write transactions, routes outbox messages to their topics, and holds the short 
 | `executions` | start an attempt, hold its lease, record its outcome; rescue and requeue |
 | `notifications` | a finished run's notifications and their tries |
 | `environments` | environments and their keys; `authenticator` finds a key's environment |
+| `schedules` | scheduled jobs and DynamicSchedule registrations; firing their ticks |
+| `queues` | named concurrency groups with their limits and counts |
 """
 
 from datetime import timedelta
@@ -27,7 +29,9 @@ from app.service.environments import Authenticator, Environments
 from app.service.events import Events
 from app.service.executions import Executions
 from app.service.notifications import Notifications
+from app.service.queues import Queues
 from app.service.runs import Runs
+from app.service.schedules import Schedules
 from app.service.tasks import Tasks
 from app.service.writes import RunWriter, Topics
 
@@ -56,3 +60,7 @@ class JobsService:
         self.control = Control(reads, writer)
         self.executions = Executions(store, writer, lease)
         self.notifications = Notifications(store, reads, topics, sealer)
+        self.schedules = Schedules(store, reads, topics)
+        self.queues = Queues(store, reads)
+        self.catalog.index_hooks += [self.schedules.for_index, self.queues.for_index]
+        self.catalog.delete_hooks.append(self.schedules.for_deleted_job)

@@ -12,13 +12,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 
-from app.adapters.messages import DeliverEvent, ExecuteJobRun, Message, NotifyRun, decode_message, outbox_id
+from app.adapters.messages import (
+    DeliverEvent,
+    ExecuteJobRun,
+    FireSchedule,
+    Message,
+    NotifyRun,
+    decode_message,
+    outbox_id,
+)
 from app.adapters.topic_ring import TopicRing
 from app.faults import is_unavailable
 from app.service import JobsService
@@ -53,6 +62,10 @@ class Dispatcher:
                 return await self.notifier.handle(message)
             case DeliverEvent():
                 return await self.service.events.deliver(UUID(message.event_record_id))
+            case FireSchedule():
+                return await self.service.schedules.fire(
+                    UUID(message.schedule_id), datetime.fromisoformat(message.tick_at)
+                )
         raise TypeError(f"unknown message {message!r}")
 
     async def give_up(self, message: Message, reason: str) -> None:

@@ -56,6 +56,10 @@ async def test_every_operation_refuses_hostile_input_with_a_clear_4xx(
         "status_id": "progress",
         "event_id": "ev-1",
         "secret": "0" * 40,
+        "endpoint_slug": compat_endpoint.endpoint_id,
+        "schedule_id": "sched-dynamic-schedule",
+        "registration_id": "r1",
+        "name": "sched-pool",
     }
     examples: dict[str, Any] = {
         "/api/v1/endpoints": {"id": "other", "url": "http://127.0.0.1:9/api/trigger"},
@@ -78,6 +82,12 @@ async def test_every_operation_refuses_hostile_input_with_a_clear_4xx(
         "/api/v1/runs/{run_id}/tasks/{task_id}/fail": {"error": {"message": "m", "name": "E"}},
         "/api/v1/runs/{run_id}/statuses/{status_id}": {"label": "l", "state": "loading", "data": {"d": 1}},
         "/api/v1/runs/{run_id}/tasks/{task_id}/callback/{secret}": {"result": 1},
+        "/api/v1/{endpoint_slug}/schedules/{schedule_id}/registrations": {
+            "id": "r1",
+            "type": "cron",
+            "options": {"cron": "0 0 * * *", "timezone": "Europe/Paris"},
+            "metadata": {"m": 1},
+        },
     }
     document = (await client.get("/schema/openapi.json")).json()
     outcomes: Counter[int] = Counter()
