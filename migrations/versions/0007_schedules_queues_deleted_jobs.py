@@ -32,6 +32,7 @@ CREATE TABLE schedules (
     """,
     "CREATE INDEX schedules_environment_idx ON schedules (environment_id, key)",
     "CREATE INDEX schedules_endpoint_idx ON schedules (endpoint_id) WHERE active AND NOT dynamic",
+    "CREATE INDEX schedules_due_idx ON schedules (next_tick_at) WHERE active",
     """
 CREATE TABLE queues (
     id uuid PRIMARY KEY,

@@ -60,7 +60,15 @@ function define(client, { count }) {
     name: "Registers a dynamic schedule",
     version: "1.0.0",
     trigger: eventTrigger({ name: "sched.register" }),
-    run: async (payload) => {
+    run: async (payload, io) => {
+      if (payload.legacy) {
+        // The deprecated io helpers, which call DynamicSchedule.register / unregister in a task of their own.
+        if (payload.unregister) {
+          await io.unregisterCron("legacy-unregister", dynamic, payload.key);
+          return { unregistered: true };
+        }
+        return { registration: await io.registerCron("legacy-register", dynamic, payload.key, { cron: "0 3 * * *" }) };
+      }
       if (payload.unregister) {
         return { unregistered: await dynamic.unregister(payload.key) };
       }

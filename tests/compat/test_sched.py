@@ -157,6 +157,17 @@ async def test_a_dynamic_schedule_registered_from_a_job_runs_the_jobs_attached_t
     assert not (await schedule_info(api, key))["active"]
 
 
+async def test_the_deprecated_io_register_cron_and_unregister_cron_still_work(api: httpx.AsyncClient) -> None:
+    registered = await succeeded(api, "sched-register", {"key": "legacy", "legacy": True})
+    assert registered["registration"]["schedule"] == {"type": "cron", "options": {"cron": "0 3 * * *"}}
+    info = await schedule_info(api, "dynamic:sched-dynamic-schedule:legacy")
+    assert info["active"] and datetime.fromisoformat(info["nextTickAt"]).hour == 3
+    assert await succeeded(api, "sched-register", {"key": "legacy", "legacy": True, "unregister": True}) == {
+        "unregistered": True
+    }
+    assert not (await schedule_info(api, "dynamic:sched-dynamic-schedule:legacy"))["active"]
+
+
 async def test_the_sdk_client_registers_and_unregisters_a_dynamic_schedule(
     api: httpx.AsyncClient, settings: Settings, compat_endpoint: NodeEndpoint
 ) -> None:
