@@ -15,7 +15,7 @@ class EventRecord(Aggregate):
 
     class EventRecorded(Aggregate.Created):
         TOPIC = "jobs.EventRecord.EventRecorded"
-        class_version = 2
+        class_version = 3
         environment_id: str
         event_id: str
         name: str
@@ -25,6 +25,7 @@ class EventRecord(Aggregate):
         sent_at: datetime
         is_test: bool
         deliver_at: datetime | None
+        source_context: Any  # what sent it, for the run's `source` (a schedule: {id, metadata}); None mostly
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -33,6 +34,11 @@ class EventRecord(Aggregate):
                 datetime.fromisoformat(state["sent_at"])
             except (TypeError, ValueError):
                 state["sent_at"] = state["timestamp"]
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Version 2 had no source context."""
+            state["source_context"] = None
 
     class EventDelivered(Aggregate.Event):
         TOPIC = "jobs.EventRecord.EventDelivered"
@@ -55,6 +61,7 @@ class EventRecord(Aggregate):
         sent_at: datetime,
         is_test: bool,
         deliver_at: datetime | None = None,
+        source_context: Any = None,
     ) -> None:
         self.environment_id = environment_id
         self.event_id = event_id
@@ -65,6 +72,7 @@ class EventRecord(Aggregate):
         self.sent_at = sent_at
         self.is_test = is_test
         self.deliver_at = deliver_at
+        self.source_context = source_context
         self.delivered_at: datetime | None = None
         self.cancelled_at: datetime | None = None
 

@@ -11,3 +11,11 @@ def event_record_id(environment_id: str, event_id: str) -> UUID:
 
 def endpoint_id(environment_id: str, slug: str) -> UUID:
     return uuid5(_NAMESPACE, f"endpoint:{environment_id}:{slug}")
+
+
+def schedule_id(environment_id: str, key: str) -> UUID:
+    return uuid5(_NAMESPACE, f"schedule:{environment_id}:{key}")
+
+
+def queue_id(environment_id: str, name: str) -> UUID:
+    return uuid5(_NAMESPACE, f"queue:{environment_id}:{name}")

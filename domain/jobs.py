@@ -28,6 +28,8 @@ class JobVersion:
     priority: int
     concurrency: Concurrency | None
     trigger_rule: dict[str, Any] | None  # the event filter of a static trigger; None for other triggers
+    schedule: dict[str, Any] | None = None  # the ScheduleMetadata of a scheduled trigger (cron / interval)
+    dynamic_id: str | None = None  # the id of a dynamic trigger (a DynamicSchedule the job is attached to)
 
     @classmethod
     def from_metadata(cls, job_slug: str, version: str, endpoint_id: str, metadata: dict[str, Any]) -> "JobVersion":
@@ -46,6 +48,8 @@ class JobVersion:
             priority=_int(metadata.get("priority"), 0),
             concurrency=_concurrency(job_slug, version, metadata.get("concurrencyLimit")),
             trigger_rule=rule if isinstance(rule, dict) else ({} if trigger.get("type") == "static" else None),
+            schedule=_dict_or_none(trigger.get("schedule")) if trigger.get("type") == "scheduled" else None,
+            dynamic_id=_str_or_none(trigger.get("id")) if trigger.get("type") == "dynamic" else None,
         )
 
     def triggered_by(self, name: str, source: str, payload: Any, context: Any) -> bool:
@@ -58,6 +62,14 @@ class JobVersion:
 def is_enabled(metadata: dict[str, Any]) -> bool:
     """A job runs unless its metadata says `enabled: false`."""
     return metadata.get("enabled", True) is not False
+
+
+def _dict_or_none(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _is_int(value: Any) -> bool:

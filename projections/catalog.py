@@ -46,6 +46,12 @@ def changes(event: Any) -> Iterator[Change]:
         case Endpoint.EndpointIndexed():
             yield Change(tables.endpoints, {"id": event.originator_id}, {"indexed_at": at, "updated_at": at})
             yield from _job_changes(event, at)
+        case Endpoint.JobDeleted():
+            yield Change(
+                tables.jobs,
+                {"environment_id": as_uuid(event.environment_id), "slug": event.job_slug},
+                {"deleted_at": at, "updated_at": at},
+            )
 
 
 def _job_changes(event: Any, at: Any) -> Iterator[Change]:
@@ -61,6 +67,7 @@ def _job_changes(event: Any, at: Any) -> Iterator[Change]:
                 "latest_version": version,
                 "event_name": job.get("event", {}).get("name", ""),
                 "updated_at": at,
+                "deleted_at": None,
             },
             Kind.UPSERT,
             fill={"created_at": at},

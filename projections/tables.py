@@ -44,6 +44,7 @@ jobs = Table(
     Column("event_name", Text, nullable=False),
     _ts("created_at"),
     _ts("updated_at"),
+    _ts("deleted_at", nullable=True),
 )
 
 job_versions = Table(
@@ -99,4 +100,42 @@ event_dispatchers = Table(
     _ts("updated_at"),
 )
 
-READ_MODELS: tuple[Table, ...] = (environments, endpoints, jobs, job_versions, run_status, event_dispatchers)
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("environment_id", Uuid, nullable=False),
+    Column("endpoint_id", Uuid, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("dynamic", Boolean, nullable=False),
+    Column("schedule", JSONB, nullable=False),
+    Column("metadata", JSONB(none_as_null=True), nullable=True),
+    Column("active", Boolean, nullable=False),
+    _ts("next_tick_at", nullable=True),
+    _ts("last_tick_at", nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+queues = Table(
+    "queues",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("environment_id", Uuid, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("concurrency_limit", Integer, nullable=False),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
+READ_MODELS: tuple[Table, ...] = (
+    environments,
+    endpoints,
+    jobs,
+    job_versions,
+    run_status,
+    event_dispatchers,
+    schedules,
+    queues,
+)

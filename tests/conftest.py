@@ -23,7 +23,7 @@ from tests.services import kafka_server, postgres_server
 
 ALL_TABLES = (
     "events, outbox, environment_secrets, environments, endpoints, jobs, job_versions, run_status, "
-    "kv_items, event_dispatchers"
+    "kv_items, event_dispatchers, schedules, queues"
 )
 
 

@@ -32,6 +32,13 @@ COMPAT_JOBS = {
     "kv-store": "compat.kv",
     "waits-for-event": "compat.wait-event",
     "kv-slow": "compat.kv-slow",
+    "sched-cron": "trigger.scheduled",
+    "sched-interval": "trigger.scheduled",
+    "sched-dynamic": "trigger.scheduled",
+    "sched-register": "sched.register",
+    "sched-toggle": "sched.toggle",
+    "sched-deletable": "sched.deletable",
+    "sched-pooled": "sched.pooled",
 }
 
 

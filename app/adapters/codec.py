@@ -23,7 +23,9 @@ import domain.dispatchers
 import domain.endpoints
 import domain.environments
 import domain.event_records
-import domain.runs  # noqa: F401
+import domain.queues
+import domain.runs
+import domain.schedules  # noqa: F401
 from app.adapters.json_limits import decode_stored
 
 DomainEvent = CanMutateAggregate[Any]

@@ -46,7 +46,14 @@ class TimeOutCallback(msgspec.Struct, frozen=True, tag_field="type", tag="TimeOu
     task_id: str
 
 
-Message = ExecuteJobRun | DeliverEvent | NotifyRun | DispatchEvent | TimeOutCallback
+class FireSchedule(msgspec.Struct, frozen=True, tag_field="type", tag="FireSchedule"):
+    """A schedule's tick, due at `tick_at` (ISO 8601, full precision: it names the tick exactly)."""
+
+    schedule_id: str
+    tick_at: str
+
+
+Message = ExecuteJobRun | DeliverEvent | NotifyRun | DispatchEvent | TimeOutCallback | FireSchedule
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)

@@ -35,29 +35,51 @@ _ORPHANED = text(
     "AND next_due_at < now() - make_interval(secs => :grace) "
     "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = r.id::text) ORDER BY next_due_at LIMIT :n"
 )
+# A deleted job (deleted_at set) is in none of these: its versions start no run; its runs stay readable.
 _JOBS = text(
     "SELECT slug, title, latest_version, event_name, endpoint_id, created_at, updated_at FROM jobs "
-    "WHERE environment_id = :env ORDER BY slug"
+    "WHERE environment_id = :env AND deleted_at IS NULL ORDER BY slug"
 )
 _JOB = text(
     "SELECT slug, title, latest_version, event_name, endpoint_id, created_at, updated_at FROM jobs "
-    "WHERE environment_id = :env AND slug = :slug"
+    "WHERE environment_id = :env AND slug = :slug AND deleted_at IS NULL"
 )
 _VERSIONS = text(
-    "SELECT version, endpoint_id, metadata, created_at, updated_at FROM job_versions "
-    "WHERE environment_id = :env AND job_slug = :slug ORDER BY created_at DESC, version DESC"
+    "SELECT v.version, v.endpoint_id, v.metadata, v.created_at, v.updated_at FROM job_versions v "
+    "JOIN jobs j ON j.environment_id = v.environment_id AND j.slug = v.job_slug AND j.deleted_at IS NULL "
+    "WHERE v.environment_id = :env AND v.job_slug = :slug ORDER BY v.created_at DESC, v.version DESC"
 )
 _JOB_VERSION = text(
-    "SELECT v.job_slug, v.version, v.endpoint_id, v.metadata FROM job_versions v "
-    "WHERE v.environment_id = :env AND v.job_slug = :slug "
-    "AND v.version = COALESCE(:version, (SELECT latest_version FROM jobs j "
-    "WHERE j.environment_id = :env AND j.slug = :slug))"
+    "SELECT v.job_slug, v.version, v.endpoint_id, v.metadata FROM jobs j JOIN job_versions v "
+    "ON v.environment_id = j.environment_id AND v.job_slug = j.slug "
+    "WHERE j.environment_id = :env AND j.slug = :slug AND j.deleted_at IS NULL "
+    "AND v.version = COALESCE(:version, j.latest_version)"
 )
 _LATEST_VERSIONS = text(
     "SELECT v.job_slug, v.version, v.endpoint_id, v.metadata FROM jobs j JOIN job_versions v "
     "ON v.environment_id = j.environment_id AND v.job_slug = j.slug AND v.version = j.latest_version "
-    "WHERE j.environment_id = :env"
+    "WHERE j.environment_id = :env AND j.deleted_at IS NULL"
 )
+_SCHEDULE_COLUMNS = (
+    "id, key, owner, dynamic, schedule, metadata, active, next_tick_at, last_tick_at, created_at, updated_at"
+)
+_SCHEDULES = text(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE environment_id = :env ORDER BY key")
+# Overdue, with no row for their tick (it was dead-lettered, say): nothing would ever fire them again.
+_STALLED_SCHEDULES = text(
+    "SELECT id FROM schedules s WHERE active AND next_tick_at < now() - make_interval(secs => :grace) "
+    "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = s.id::text) ORDER BY next_tick_at LIMIT :n"
+)
+_STATIC_SCHEDULES = text("SELECT id FROM schedules WHERE endpoint_id = :endpoint AND active AND NOT dynamic")
+_QUEUE_COUNTS = (
+    "SELECT q.name, q.concurrency_limit, q.created_at, q.updated_at, "
+    "count(*) FILTER (WHERE r.status = 'EXECUTING') AS running, "
+    "count(*) FILTER (WHERE r.status IN ('QUEUED', 'WAITING_TO_EXECUTE')) AS queued "
+    "FROM queues q LEFT JOIN run_status r ON r.environment_id = q.environment_id "
+    "AND r.concurrency_key = 'group:' || q.name AND r.status IN ('EXECUTING', 'QUEUED', 'WAITING_TO_EXECUTE') "
+    "WHERE q.environment_id = :env {where} GROUP BY q.id ORDER BY q.name"
+)
+_QUEUES = text(_QUEUE_COUNTS.format(where=""))
+_QUEUE = text(_QUEUE_COUNTS.format(where="AND q.name = :name"))
 # The secret is joined from the outside: an environment whose key was revoked still finds its endpoint.
 _ENDPOINT_TARGET = text(
     "SELECT ep.url, e.slug, e.type, s.sealed_api_key, v.metadata FROM endpoints ep "
@@ -166,6 +188,26 @@ class ReadModels:
 
     async def latest_versions(self, environment_id: UUID) -> Sequence[Row[Any]]:
         return await self._all(_LATEST_VERSIONS, env=environment_id)
+
+    # -- schedules and queues -------------------------------------------------------------------------
+
+    async def schedules(self, environment_id: UUID) -> Sequence[Row[Any]]:
+        return await self._all(_SCHEDULES, env=environment_id)
+
+    async def static_schedules(self, endpoint_id: UUID) -> list[UUID]:
+        """The running schedules of the endpoint's scheduled jobs."""
+        return [row.id for row in await self._all(_STATIC_SCHEDULES, endpoint=endpoint_id)]
+
+    async def stalled_schedules(self, grace_seconds: float, limit: int) -> list[UUID]:
+        rows = await self._all(_STALLED_SCHEDULES, grace=grace_seconds, n=limit)
+        return [row.id for row in rows]
+
+    async def queues(self, environment_id: UUID) -> Sequence[Row[Any]]:
+        """Each queue with its limit and how many of its runs execute (running) or wait to (queued)."""
+        return await self._all(_QUEUES, env=environment_id)
+
+    async def queue(self, environment_id: UUID, name: str) -> Row[Any] | None:
+        return await self._first(_QUEUE, env=environment_id, name=name)
 
     async def endpoint_target(self, endpoint_id: UUID, job_slug: str, version: str) -> Row[Any] | None:
         return await self._first(_ENDPOINT_TARGET, endpoint_id=endpoint_id, job=job_slug, version=version)

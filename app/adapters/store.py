@@ -36,6 +36,7 @@ _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))")
 _EXECUTING = text(
     "SELECT count(*) FROM run_status WHERE environment_id = :env AND concurrency_key = :key AND status = 'EXECUTING'"
 )
+_QUEUE_LIMIT = text("SELECT concurrency_limit FROM queues WHERE environment_id = :env AND name = :name")
 _SAVE_SECRET = text(
     "INSERT INTO environment_secrets (environment_id, sealed_api_key) VALUES (:id, :sealed) "
     "ON CONFLICT (environment_id) DO UPDATE SET sealed_api_key = EXCLUDED.sealed_api_key"
@@ -128,6 +129,12 @@ class UnitOfWork:
         """How many runs sharing the concurrency key execute now (take the key's lock first)."""
         params = {"env": environment_id, "key": concurrency_key}
         return int((await self.conn.execute(_EXECUTING, params)).scalar_one())
+
+    async def queue_limit(self, environment_id: UUID, name: str) -> int | None:
+        """The limit of the named queue (concurrency group), when it has a row."""
+        params = {"env": environment_id, "name": name}
+        limit = (await self.conn.execute(_QUEUE_LIMIT, params)).scalar()
+        return None if limit is None else int(limit)
 
     async def save_secret(self, environment_id: UUID, sealed: str) -> None:
         await self.conn.execute(_SAVE_SECRET, {"id": environment_id, "sealed": sealed})

@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.adapters.sealing import SecretKeyError
 from app.adapters.store import ConcurrencyConflict
-from app.api import catalog, control, dispatchers, events, runs, store
+from app.api import catalog, control, dispatchers, events, queues, runs, schedules, store
 from app.api.common import (
     SECURITY_SCHEMES,
     caller_environment,
@@ -88,6 +88,8 @@ def _app(service: Provide, readiness: Provide) -> Litestar:
             *events.HANDLERS,
             *store.HANDLERS,
             *dispatchers.HANDLERS,
+            *schedules.HANDLERS,
+            *queues.HANDLERS,
         ],
         dependencies={"service": service, "readiness": readiness, "env": Provide(caller_environment)},
         exception_handlers={

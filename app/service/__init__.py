@@ -14,6 +14,8 @@ write transactions, routes outbox messages to their topics, and holds the short 
 | `environments` | environments and their keys; `authenticator` finds a key's environment |
 | `store` | the key-value store of an environment (io.store, client.store) |
 | `dispatchers` | io.waitForEvent: wait for a matching event, hand it to the waiting task |
+| `schedules` | scheduled jobs and DynamicSchedule registrations; firing their ticks |
+| `queues` | named concurrency groups with their limits and counts |
 """
 
 from datetime import timedelta
@@ -31,7 +33,9 @@ from app.service.environments import Authenticator, Environments
 from app.service.events import Events
 from app.service.executions import Executions
 from app.service.notifications import Notifications
+from app.service.queues import Queues
 from app.service.runs import Runs
+from app.service.schedules import Schedules
 from app.service.store import Store
 from app.service.tasks import Tasks
 from app.service.writes import RunWriter, Topics
@@ -63,3 +67,7 @@ class JobsService:
         self.executions = Executions(store, writer, lease)
         self.notifications = Notifications(store, reads, topics, sealer)
         self.store = Store(KeyValueItems(store.engine))
+        self.schedules = Schedules(store, reads, topics)
+        self.queues = Queues(store, reads)
+        self.catalog.index_hooks += [self.schedules.for_index, self.queues.for_index]
+        self.catalog.delete_hooks.append(self.schedules.for_deleted_job)

@@ -1,19 +1,22 @@
 """Endpoints and the jobs their indexes describe: registering, the versions runs are made of, and where a
 run's endpoint is called."""
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Row
 
+from app.adapters.codec import DomainEvent
 from app.adapters.endpoint_client import EndpointClient, EndpointError
 from app.adapters.reads import ReadModels
 from app.adapters.sealing import Sealer
-from app.adapters.store import EventStore
+from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage
 from app.adapters.ttl_cache import TtlCache
 from app.adapters.url_policy import UrlPolicy
-from app.errors import NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unprocessable
 from app.service.environments import EnvironmentInfo
 from domain import ids
 from domain.endpoints import Endpoint
@@ -21,6 +24,12 @@ from domain.environments import EnvironmentType
 from domain.jobs import JobVersion, is_enabled
 
 CACHE_SECONDS = 2.0  # job versions and endpoint targets: every TestJob and every execution asks
+CONFLICT_RETRIES = 8
+
+# What else an index changes, in its transaction (the schedules and queues its jobs declare).
+IndexHook = Callable[[Endpoint], Awaitable[tuple[list[DomainEvent], list[OutboxMessage]]]]
+# What else deleting a job changes (its schedule stops): given the environment id and the job's slug.
+DeleteHook = Callable[[str, str], Awaitable[list[DomainEvent]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,8 @@ class Catalog:
             self._load_version, CACHE_SECONDS
         )
         self._targets: TtlCache[tuple[str, str, str], Target | None] = TtlCache(self._load_target, CACHE_SECONDS)
+        self.index_hooks: list[IndexHook] = []
+        self.delete_hooks: list[DeleteHook] = []
 
     async def register_endpoint(self, env: EnvironmentInfo, slug: str, url: str) -> Endpoint:
         """Index the endpoint (INDEX_ENDPOINT) and record what it answered."""
@@ -55,15 +66,60 @@ class Catalog:
             jobs = await self.client.index(url, env.api_key)
         except EndpointError as error:
             raise Unprocessable(f"could not index endpoint {slug!r}: {error}") from None
+        return await self.record_index(env, slug, url, jobs)
+
+    async def record_index(self, env: EnvironmentInfo, slug: str, url: str, jobs: list[dict[str, Any]]) -> Endpoint:
+        """Record the jobs an index of the endpoint found, with what they declare (schedules, queues), in one
+        transaction; read again and redone when another write changed any of it first."""
         endpoint_id = ids.endpoint_id(str(env.id), slug)
-        endpoint = await self.store.get(endpoint_id, Endpoint)
-        if endpoint is None:
-            endpoint = Endpoint(id=endpoint_id, environment_id=str(env.id), slug=slug, url=url)
-        elif endpoint.url != url:
-            endpoint.change_url(url=url)
-        endpoint.index(jobs)
-        await self.store.save(endpoint)
-        return endpoint
+        for _ in range(CONFLICT_RETRIES):
+            endpoint = await self.store.get(endpoint_id, Endpoint)
+            if endpoint is None:
+                endpoint = Endpoint(id=endpoint_id, environment_id=str(env.id), slug=slug, url=url)
+            elif endpoint.url != url:
+                endpoint.change_url(url=url)
+            endpoint.index(jobs)
+            events: list[DomainEvent] = list(endpoint.collect_events())
+            messages: list[OutboxMessage] = []
+            for hook in self.index_hooks:
+                more_events, more_messages = await hook(endpoint)
+                events += more_events
+                messages += more_messages
+            try:
+                await self.store.commit(events, messages)
+            except ConcurrencyConflict:
+                continue
+            self._versions.clear()
+            return endpoint
+        raise ConcurrencyConflict(f"endpoint {slug!r} kept changing under this index")
+
+    async def delete_job(self, env: EnvironmentInfo, job_slug: str) -> datetime:
+        """Delete the job as trigger.dev did: only once its latest version is disabled; its runs stay, no new one
+        starts, and it comes back only when an index names it enabled again. Returns when it was deleted."""
+        for _ in range(CONFLICT_RETRIES):
+            job = await self.reads.job(env.id, job_slug)
+            if job is None:
+                raise NotFound(f"job {job_slug!r} not found")
+            latest = await self.reads.job_version(env.id, job_slug, None)
+            if latest is not None and is_enabled(latest.metadata):
+                raise Conflict(
+                    f"job {job_slug!r} is enabled: disable it first (`enabled: false` in its definition, then index "
+                    "its endpoint again), as trigger.dev requires before a job is deleted"
+                )
+            endpoint = await self.store.get(job.endpoint_id, Endpoint)
+            if endpoint is None:
+                raise NotFound(f"job {job_slug!r} not found")
+            endpoint.delete_job(job_slug)
+            events: list[DomainEvent] = list(endpoint.collect_events())
+            for hook in self.delete_hooks:
+                events += await hook(str(env.id), job_slug)
+            try:
+                await self.store.commit(events)
+            except ConcurrencyConflict:
+                continue
+            self._versions.clear()
+            return datetime.now(UTC)
+        raise ConcurrencyConflict(f"job {job_slug!r} kept changing under this request")
 
     async def job_version(self, env: EnvironmentInfo, job_slug: str, version: str | None) -> JobVersion:
         """The job's version (its latest when none is named)."""

@@ -8,18 +8,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from app.adapters.store import ConcurrencyConflict, EventStore
+from app.adapters.store import ConcurrencyConflict, EventStore, UnitOfWork
 from app.errors import NotFound
 from app.service.writes import CONFLICT_RETRIES, RunWriter
 from domain import execution
 from domain.environments import EnvironmentType
 from domain.event_records import EventRecord
+from domain.queues import concurrency_key
 from domain.runs import JobRun, NextExecution
 from domain.status import RunStatus
 
 log = logging.getLogger(__name__)
 
 CONCURRENCY_RECHECK = timedelta(milliseconds=200)
+GROUP_PREFIX = concurrency_key("")
 
 
 class Executions:
@@ -50,7 +52,7 @@ class Executions:
             async with self.store.transaction() as uow:
                 # Starts of runs that share a key take turns, so the count below cannot be raced.
                 await uow.lock(f"{run.environment_id}:{run.concurrency_key}")
-                if await uow.executing(UUID(run.environment_id), run.concurrency_key) >= run.concurrency_limit:
+                if await uow.executing(UUID(run.environment_id), run.concurrency_key) >= await self._limit(uow, run):
                     due = datetime.now(UTC) + CONCURRENCY_RECHECK * (1 + random.random())
                     await uow.enqueue(self.writer.topics.execution(run, attempt, due))
                     return "deferred"
@@ -62,6 +64,15 @@ class Executions:
             log.info("run %s changed meanwhile (another worker); skipped", run.id)
             return "duplicate"
         return started
+
+    async def _limit(self, uow: UnitOfWork, run: JobRun) -> int:
+        """A named group's limit is its queue's now (it may have been set since the run was created)."""
+        assert run.concurrency_key is not None and run.concurrency_limit is not None
+        if run.concurrency_key.startswith(GROUP_PREFIX):
+            name = run.concurrency_key.removeprefix(GROUP_PREFIX)
+            if (limit := await uow.queue_limit(UUID(run.environment_id), name)) is not None:
+                return limit
+        return run.concurrency_limit
 
     async def extend_lease(self, run_id: UUID, attempt: int) -> None:
         until = datetime.now(UTC) + self.lease

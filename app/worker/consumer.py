@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from app.adapters.messages import (
     DeliverEvent,
     DispatchEvent,
     ExecuteJobRun,
+    FireSchedule,
     Message,
     NotifyRun,
     TimeOutCallback,
@@ -68,6 +70,10 @@ class Dispatcher:
                 )
             case TimeOutCallback():
                 return await self.service.tasks.time_out_callback(UUID(message.run_id), message.task_id)
+            case FireSchedule():
+                return await self.service.schedules.fire(
+                    UUID(message.schedule_id), datetime.fromisoformat(message.tick_at)
+                )
         raise TypeError(f"unknown message {message!r}")
 
     async def give_up(self, message: Message, reason: str) -> None:

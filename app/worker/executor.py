@@ -168,4 +168,5 @@ def run_job_body(run: JobRun, record: EventRecord, target: Target, started: date
             for task in run.completed_tasks()
         ],
         "yieldedExecutions": run.yielded_keys,
+        **({"source": record.source_context} if record.source_context is not None else {}),
     }

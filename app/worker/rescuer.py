@@ -7,6 +7,7 @@
   it). Its row is published again. A message still in the log and not yet consumed is lag, not loss: it is
   left alone however long it waits, so a slow consumer can never start a storm of requeues.
 - A run due to execute with no message at all for it (no outbox row, published or not): queued again.
+- A schedule whose tick is overdue with no row for it (its message was dead-lettered): its row is written again.
 
 Duplicates it may cause are ignored by the worker.
 """
@@ -42,6 +43,7 @@ class Rescuer:
     ) -> None:
         self.reads = service.reads
         self.executions = service.executions
+        self.schedules = service.schedules
         self.outbox = outbox
         self.interval = interval_seconds
         self.orphan_grace = orphan_grace_seconds
@@ -66,6 +68,9 @@ class Rescuer:
             await self._rescue(run_id)
         for run_id in orphaned:
             await self._requeue(run_id)
+        for schedule_id in await self.reads.stalled_schedules(self.orphan_grace, SCAN_LIMIT):
+            if await self.schedules.requeue(schedule_id):
+                log.warning("schedule %s: no row carried its overdue tick; wrote it again", schedule_id)
 
     async def republish_lost_messages(self) -> int:
         """Publish again every message the broker shows it lost; returns how many."""

@@ -5,13 +5,13 @@ every write as an event would grow without bound and nothing derives from it). `
 model of the EventDispatcher aggregate: the dispatchers still waiting, found when an event is recorded.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 from migrations.sql import execute_all
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

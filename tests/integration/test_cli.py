@@ -47,7 +47,9 @@ async def test_projections_rebuild_shows_progress(
     rebuilt = jobs_service(database_url, secret_key, "projections", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "100%" in rebuilt.stderr
-    assert "read models rebuilt from 9 events" in rebuilt.stdout
+    # The environment, the endpoint registered and indexed, the queues its jobs declare (pair, sched-pool),
+    # and an event and a run per test.
+    assert "read models rebuilt from 11 events" in rebuilt.stdout
     assert await count(container.engine, "run_status", "status = 'QUEUED'") == 3
 
 

@@ -59,6 +59,10 @@ async def test_every_operation_refuses_hostile_input_with_a_clear_4xx(
         "event_id": "ev-1",
         "secret": "0" * 40,
         "key": "run:r:k",
+        "endpoint_slug": compat_endpoint.endpoint_id,
+        "schedule_id": "sched-dynamic-schedule",
+        "registration_id": "r1",
+        "name": "sched-pool",
     }
     examples: dict[str, Any] = {
         "/api/v1/endpoints": {"id": "other", "url": "http://127.0.0.1:9/api/trigger"},
@@ -88,6 +92,12 @@ async def test_every_operation_refuses_hostile_input_with_a_clear_4xx(
             "filter": {"a": ["b"], "n": [{"$gt": 1}]},
             "contextFilter": {"c": [True]},
             "timeoutInSeconds": 60,
+        },
+        "/api/v1/{endpoint_slug}/schedules/{schedule_id}/registrations": {
+            "id": "r1",
+            "type": "cron",
+            "options": {"cron": "0 0 * * *", "timezone": "Europe/Paris"},
+            "metadata": {"m": 1},
         },
     }
     document = (await client.get("/schema/openapi.json")).json()
