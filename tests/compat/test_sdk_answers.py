@@ -7,9 +7,11 @@ POST .../tasks/{id}/fail, PUT /api/v1/runs/{runId}/statuses/{id}, POST /api/v1/e
 POST /api/v1/events/{id}/cancel, POST /api/v1/events/{id}/cancel-runs, GET /api/v2/events/{id},
 GET /api/v2/runs/{runId}, POST /api/v1/runs/{runId}/cancel, GET /api/v2/runs/{runId}/statuses,
 GET /api/v1/jobs/{slug}/runs, POST /api/v1/jobs/{slug}/invoke, POST /api/v1/jobs/{slug}/cancel-runs,
-POST /api/v1/event-dispatchers/ephemeral, GET, PUT and DELETE /api/v1/store/{key}; HEAD /api/v1/store/{key},
-whose answer has no body, by its status (the SDK reads only `ok`). POST /api/v1/endpoints is read by the SDK
-without a schema. To cover a new route: add it to ROUTES and one call (or more) to `calls` below."""
+POST /api/v1/event-dispatchers/ephemeral, GET, PUT and DELETE /api/v1/store/{key},
+POST /api/v1/{endpointSlug}/schedules/{id}/registrations; HEAD /api/v1/store/{key}, whose answer has no body, by
+its status (the SDK reads only `ok`); DELETE .../registrations/{key}, which the SDK parses as `{ok: boolean}`
+(no export of core), by that shape. POST /api/v1/endpoints is read by the SDK without a schema.
+To cover a new route: add it to ROUTES and one call (or more) to `calls` below."""
 
 import asyncio
 import json
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 
 from tests.helpers import finished, start_test_run
-from tests.node_endpoint import COMPAT_DIR
+from tests.node_endpoint import COMPAT_DIR, ENDPOINT_ID
 
 # route → the export of @trigger.dev/core the SDK parses its answer with (`[]`: an array of it)
 ROUTES = {
@@ -42,6 +44,7 @@ ROUTES = {
     "GET /api/v1/store/{key}": "KeyValueStoreResponseBodySchema",
     "PUT /api/v1/store/{key}": "KeyValueStoreResponseBodySchema",
     "DELETE /api/v1/store/{key}": "KeyValueStoreResponseBodySchema",
+    "POST /api/v1/{endpointSlug}/schedules/{id}/registrations": "RegisterScheduleResponseBodySchema",
 }
 
 
@@ -138,6 +141,12 @@ async def test_every_answer_of_a_route_the_sdk_calls_parses_with_the_sdk_schema(
     assert (await api.head(store)).status_code == 404
     await call("PUT /api/v1/store/{key}", store, content=b"")  # what the SDK sends to store `undefined`
     assert (await api.head(store)).status_code == 200
+
+    registrations = f"/api/v1/{ENDPOINT_ID}/schedules/sched-dynamic-schedule/registrations"
+    yearly = {"id": "answers", "type": "cron", "options": {"cron": "0 0 1 1 *"}, "metadata": {"m": 1}}
+    await call("POST /api/v1/{endpointSlug}/schedules/{id}/registrations", registrations, json=yearly)
+    unregistered = await api.delete(f"{registrations}/answers")
+    assert (unregistered.status_code, unregistered.json()) == (200, {"ok": True})
 
     assert {answer["route"] for answer in answers.kept} == set(ROUTES)
     results = await zod_parse(answers.kept)
