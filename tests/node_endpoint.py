@@ -29,6 +29,9 @@ COMPAT_JOBS = {
     "limited": "compat.limited",
     "grouped-a": "compat.grouped-a",
     "grouped-b": "compat.grouped-b",
+    "exec-fetch": "exec.fetch",
+    "exec-auto-yield": "exec.auto-yield",
+    "exec-many-tasks": "exec.many-tasks",
 }
 
 

@@ -32,7 +32,15 @@ class NotifyRun(msgspec.Struct, frozen=True, tag_field="type", tag="NotifyRun"):
     attempt: int
 
 
-Message = ExecuteJobRun | DeliverEvent | NotifyRun
+class PerformTask(msgspec.Struct, frozen=True, tag_field="type", tag="PerformTask"):
+    """Perform attempt `attempt` of a server-performed task (io.backgroundFetch, backgroundPoll...)."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+
+
+Message = ExecuteJobRun | DeliverEvent | NotifyRun | PerformTask
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)

@@ -11,6 +11,7 @@ write transactions, routes outbox messages to their topics, and holds the short 
 | `control` | cancel runs, continue a run |
 | `executions` | start an attempt, hold its lease, record its outcome; rescue and requeue |
 | `notifications` | a finished run's notifications and their tries |
+| `operations` | server-performed tasks (io.backgroundFetch...): the attempt due, recording how it went |
 | `environments` | environments and their keys; `authenticator` finds a key's environment |
 """
 
@@ -27,9 +28,11 @@ from app.service.environments import Authenticator, Environments
 from app.service.events import Events
 from app.service.executions import Executions
 from app.service.notifications import Notifications
+from app.service.operations import Operations
 from app.service.runs import Runs
 from app.service.tasks import Tasks
 from app.service.writes import RunWriter, Topics
+from domain import task_cache
 
 
 class JobsService:
@@ -43,6 +46,7 @@ class JobsService:
         execution_topic: str,
         api_url: str,
         lease: timedelta,
+        cached_tasks_bytes: int = task_cache.PAGE_BUDGET_BYTES,
     ) -> None:
         self.reads = reads
         topics = Topics(execution_topic)
@@ -52,7 +56,8 @@ class JobsService:
         self.catalog = Catalog(store, reads, client, url_policy, sealer)
         self.runs = Runs(store, reads, topics, self.catalog, url_policy)
         self.events = Events(store, reads, topics, self.catalog, self.runs)
-        self.tasks = Tasks(store, writer, api_url, self.authenticator.api_key)
+        self.tasks = Tasks(store, writer, api_url, self.authenticator.api_key, cached_tasks_bytes)
         self.control = Control(reads, writer)
         self.executions = Executions(store, writer, lease)
         self.notifications = Notifications(store, reads, topics, sealer)
+        self.operations = Operations(store, writer)

@@ -207,6 +207,8 @@ for (const id of ["grouped-a", "grouped-b"]) {
   });
 }
 
+require("./jobs_exec").define(client, { count, calls });
+
 const app = express();
 // No body parser: the adapter streams the raw request body into the SDK.
 app.use(createMiddleware(client, "/api/trigger"));

@@ -1,0 +1,112 @@
+"""Server-performed tasks are durable work: the PerformTask message is written with the task, a handling that
+dies mid-request is done again, and an attempt is recorded once however often it is handled."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from aiohttp import web
+
+from app.adapters.messages import ExecuteJobRun, PerformTask
+from app.container import Container
+from app.worker.performer import TaskPerformer
+from domain.environments import EnvironmentType
+from domain.execution import from_body
+from domain.runs import JobRun
+from domain.tasks import TaskSpec, TaskStatus
+from tests.helpers import outbox_messages, wait_for
+
+
+class GatedPeer:
+    """A real HTTP target that holds every answer until `gate` is set, and counts the requests."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.requests = 0
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> "GatedPeer":
+        app = web.Application()
+        app.router.add_get("/slow", self._answer)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        server: Any = site._server
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        await self.gate.wait()
+        return web.json_response({"n": self.requests})
+
+
+async def run_waiting_on_a_fetch(container: Container, url: str) -> tuple[JobRun, str]:
+    """A run whose job asked for io.backgroundFetch and is waiting for it, as its execution left it."""
+    now = datetime.now(UTC)
+    run = JobRun(
+        id=uuid4(),
+        environment_id=str(uuid4()),
+        endpoint_id="endpoint",
+        job_slug="job",
+        job_version="1.0.0",
+        event_record_id=str(uuid4()),
+        is_test=True,
+    )
+    run.start(1, now, timedelta(seconds=30))
+    spec = TaskSpec("fetch-key", name="fetch 127.0.0.1/slow", operation="fetch", params={"url": url})
+    task = run.create_task(spec, now)
+    run.finish(from_body({"status": "RESUME_WITH_TASK", "task": {"id": task.id}}), now, 5, EnvironmentType.DEVELOPMENT)
+    await container.service.executions.writer.commit(run)
+    return run, task.id
+
+
+async def completions(container: Container, run: JobRun) -> int:
+    return [type(e).__name__ for e in await container.store.load_events(run.id)].count("TaskCompleted")
+
+
+def performer(container: Container) -> TaskPerformer:
+    return TaskPerformer(container.service, container.endpoint_client, container.url_policy)
+
+
+async def test_a_fetch_cut_short_is_performed_again_and_recorded_once(container: Container) -> None:
+    async with GatedPeer() as peer:
+        run, task_id = await run_waiting_on_a_fetch(container, f"http://127.0.0.1:{peer.port}/slow")
+        # The work item was written in the transaction that created the task.
+        (message,) = [m for m in await outbox_messages(container.engine) if isinstance(m, PerformTask)]
+        assert message == PerformTask(str(run.id), task_id, 1)
+
+        dying = asyncio.create_task(performer(container).handle(message))
+        await wait_for(lambda: asyncio.sleep(0, peer.requests == 1))
+        dying.cancel()  # the worker is gone mid-request: nothing was recorded, the message was not done
+        await asyncio.gather(dying, return_exceptions=True)
+        reloaded = await container.store.get(run.id, JobRun)
+        assert reloaded is not None and reloaded.tasks[task_id].status is TaskStatus.RUNNING
+
+        peer.gate.set()
+        assert await performer(container).handle(message) == "complete"  # delivered again: performed again
+        assert await performer(container).handle(message) == "duplicate"  # and again: nothing more happens
+    assert peer.requests == 2
+    assert await completions(container, run) == 1
+    done = await container.store.get(run.id, JobRun)
+    assert done is not None and done.tasks[task_id].output == {"n": 2}
+    executions = [m for m in await outbox_messages(container.engine) if isinstance(m, ExecuteJobRun)]
+    assert [m.attempt for m in executions] == [2]  # the run waiting on the fetch goes on
+
+
+async def test_two_handlings_at_once_record_the_attempt_once(container: Container) -> None:
+    async with GatedPeer() as peer:
+        run, task_id = await run_waiting_on_a_fetch(container, f"http://127.0.0.1:{peer.port}/slow")
+        message = PerformTask(str(run.id), task_id, 1)
+        both = [asyncio.create_task(performer(container).handle(message)) for _ in range(2)]
+        await wait_for(lambda: asyncio.sleep(0, peer.requests == 2))
+        peer.gate.set()
+        assert sorted(await asyncio.gather(*both)) == ["complete", "duplicate"]
+    assert await completions(container, run) == 1
