@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -219,8 +220,13 @@ def report(label: str, measured: Measured) -> None:
     print(
         f"\n[{label}] 500-task run: {len(sizes)} EXECUTE_JOB calls, bytes mean {sum(sizes) // len(sizes)}, "
         f"max {max(sizes)}, total {sum(sizes)}; task POSTs {measured.task_posts} "
-        f"({measured.task_posts - created(measured)} beyond the {created(measured)} tasks created)"
+        f"({measured.task_posts - created(measured)} beyond the {created(measured)} tasks created); "
+        f"run {seconds(measured.run):.1f} s"
     )
+
+
+def seconds(run: dict[str, Any]) -> float:
+    return (datetime.fromisoformat(run["completedAt"]) - datetime.fromisoformat(run["startedAt"])).total_seconds()
 
 
 def assert_every_task_once(measured: Measured) -> None:
