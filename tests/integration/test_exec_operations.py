@@ -2,6 +2,7 @@
 dies mid-request is done again, and an attempt is recorded once however often it is handled."""
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -10,12 +11,13 @@ from aiohttp import web
 
 from app.adapters.messages import ExecuteJobRun, PerformTask
 from app.container import Container
+from app.settings import Settings
 from app.worker.performer import TaskPerformer
 from domain.environments import EnvironmentType
 from domain.execution import from_body
 from domain.runs import JobRun
 from domain.tasks import TaskSpec, TaskStatus
-from tests.helpers import outbox_messages, wait_for
+from tests.helpers import outbox_messages, start_roles, stop_roles, wait_for
 
 
 class GatedPeer:
@@ -109,4 +111,33 @@ async def test_two_handlings_at_once_record_the_attempt_once(container: Containe
         await wait_for(lambda: asyncio.sleep(0, peer.requests == 2))
         peer.gate.set()
         assert sorted(await asyncio.gather(*both)) == ["complete", "duplicate"]
+    assert await completions(container, run) == 1
+
+
+async def test_a_worker_stopped_mid_request_leaves_the_fetch_to_the_next_one(
+    container: Container, settings: Settings
+) -> None:
+    """The real roles: a worker that goes away while its request is in flight (cut off after 0.5 s) never
+    finishes the message; the next worker is delivered it again and performs the request again."""
+    settings = replace(settings, shutdown_seconds=0.5)
+    async with GatedPeer() as peer:
+        roles = await start_roles(settings, "relay", "worker")
+        run, task_id = await run_waiting_on_a_fetch(container, f"http://127.0.0.1:{peer.port}/slow")
+        await wait_for(lambda: asyncio.sleep(0, peer.requests == 1), timeout=30)
+        await stop_roles(roles)
+        stopped = await container.store.get(run.id, JobRun)
+        assert stopped is not None and stopped.tasks[task_id].status is TaskStatus.RUNNING
+
+        peer.gate.set()
+        roles = await start_roles(settings, "relay", "worker")
+        try:
+
+            async def completed() -> bool:
+                again = await container.store.get(run.id, JobRun)
+                return again is not None and again.tasks[task_id].status is TaskStatus.COMPLETED
+
+            await wait_for(completed, timeout=60)
+        finally:
+            await stop_roles(roles)
+    assert peer.requests == 2
     assert await completions(container, run) == 1
