@@ -1,6 +1,8 @@
-"""A reverse proxy on 127.0.0.1 that records every request it forwards (method, path, trigger action, body
-size): put between the service and the SDK endpoint, or the SDK and the service, it measures what crosses."""
+"""HTTP peers on 127.0.0.1 for the exec tests: a reverse proxy that records every request it forwards (method,
+path, trigger action, body size), put between the service and the SDK endpoint or the SDK and the service to
+measure what crosses; and a target that holds its answers until told to give them."""
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +67,37 @@ class RecordingProxy:
             if "content-encoding" in answer.headers:
                 out["content-encoding"] = answer.headers["content-encoding"]
             return web.Response(status=answer.status, body=content, headers=out)
+
+
+class GatedPeer:
+    """A real HTTP target that holds every answer until `gate` is set, and counts the requests."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.requests = 0
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> "GatedPeer":
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        server: Any = site._server
+        self.port = server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.runner is not None
+        self.gate.set()
+        await self.runner.cleanup()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        await self.gate.wait()
+        return web.json_response({"n": self.requests})

@@ -24,7 +24,7 @@ from domain.bloom import NOOP_TASK_SET_SIZE, BloomFilter
 from tests.helpers import finished, start_test_run
 from tests.http_peer import HttpPeer
 from tests.node_endpoint import COMPAT_DIR, node_endpoint
-from tests.recording_proxy import RecordingProxy
+from tests.recording_proxy import GatedPeer, RecordingProxy
 
 
 @pytest.fixture
@@ -133,6 +133,17 @@ async def test_background_poll_requests_until_the_filter_matches(api: httpx.Asyn
     assert all(gap >= 0.9 for gap in gaps), gaps  # the poll's interval
     await asyncio.sleep(1.5)
     assert len(peer.times) == 4
+
+
+async def test_a_fetch_that_times_out_is_retried_per_its_timeout_options(api: httpx.AsyncClient) -> None:
+    timeout = {"durationInMs": 1000, "retry": {"limit": 2, "minTimeoutInMs": 100, "randomize": False}}
+    async with GatedPeer() as peer:  # never answers while the run lasts
+        payload = {"url": peer.url("/never"), "options": {"timeout": timeout}}
+        run = await finished(api, await start_test_run(api, "exec-fetch", payload), timeout=60)
+        peer.gate.set()
+    assert run["status"] == "FAILURE", run
+    assert run["output"]["message"] == "Fetch timed out after 1000ms"
+    assert peer.requests == 2  # the first attempt and its one retry (limit 2)
 
 
 async def test_a_fetch_to_a_private_address_is_refused_by_the_url_policy(api: httpx.AsyncClient) -> None:

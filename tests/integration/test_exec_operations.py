@@ -4,10 +4,7 @@ dies mid-request is done again, and an attempt is recorded once however often it
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import uuid4
-
-from aiohttp import web
 
 from app.adapters.messages import ExecuteJobRun, PerformTask
 from app.container import Container
@@ -18,36 +15,7 @@ from domain.execution import from_body
 from domain.runs import JobRun
 from domain.tasks import TaskSpec, TaskStatus
 from tests.helpers import outbox_messages, start_roles, stop_roles, wait_for
-
-
-class GatedPeer:
-    """A real HTTP target that holds every answer until `gate` is set, and counts the requests."""
-
-    def __init__(self) -> None:
-        self.gate = asyncio.Event()
-        self.requests = 0
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def __aenter__(self) -> "GatedPeer":
-        app = web.Application()
-        app.router.add_get("/slow", self._answer)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        server: Any = site._server
-        self.port = server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
-
-    async def _answer(self, request: web.Request) -> web.Response:
-        self.requests += 1
-        await self.gate.wait()
-        return web.json_response({"n": self.requests})
+from tests.recording_proxy import GatedPeer
 
 
 async def run_waiting_on_a_fetch(container: Container, url: str) -> tuple[JobRun, str]:

@@ -325,3 +325,11 @@ def test_an_operation_that_ended_during_the_execution_continues_the_run_at_once(
     assert run.finish(from_body({"status": "RESUME_WITH_TASK", "task": {"id": task.id}}), NOW, 1, PROD) == (
         NextExecution(2, NOW)
     )
+
+
+def test_the_chunk_limit_the_sdk_is_told() -> None:
+    from app.worker.executor import Chunking
+
+    assert Chunking().sdk_limit_ms == 59_650  # trigger.dev's 60 s less its 350 ms margin
+    assert Chunking(60_000, endpoint_timeout_seconds=30).sdk_limit_ms == 29_650  # never past the call's time-out
+    assert Chunking(3_000).sdk_limit_ms == 2_650
