@@ -4,15 +4,18 @@ dies mid-request is done again, and an attempt is recorded once however often it
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from app.adapters.messages import ExecuteJobRun, PerformTask
 from app.container import Container
+from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from app.worker.performer import TaskPerformer
 from domain.environments import EnvironmentType
 from domain.execution import from_body
+from domain.fetch_operation import fail
 from domain.runs import JobRun
+from domain.status import RunStatus
 from domain.tasks import TaskSpec, TaskStatus
 from tests.helpers import outbox_messages, start_roles, stop_roles, wait_for
 from tests.recording_proxy import GatedPeer
@@ -109,3 +112,23 @@ async def test_a_worker_stopped_mid_request_leaves_the_fetch_to_the_next_one(
             await stop_roles(roles)
     assert peer.requests == 2
     assert await completions(container, run) == 1
+
+
+async def test_continuing_a_run_whose_fetch_failed_performs_the_fetch_again(container: Container) -> None:
+    async with GatedPeer() as peer:
+        peer.gate.set()
+        run, task_id = await run_waiting_on_a_fetch(container, f"http://127.0.0.1:{peer.port}/again")
+        assert await container.service.operations.record(run.id, task_id, 1, fail({"message": "Fetch failed"}))
+
+        def give_up(failed: JobRun) -> None:
+            failed.complete(RunStatus.FAILURE, error={"message": "Fetch failed"})
+
+        await container.service.executions.writer.change(run.id, None, give_up)
+        environment = EnvironmentInfo(UUID(run.environment_id), "test", EnvironmentType.DEVELOPMENT, "key")
+        await container.service.control.continue_run(environment, run.id)
+        performs = [m for m in await outbox_messages(container.engine) if isinstance(m, PerformTask)]
+        assert performs == [PerformTask(str(run.id), task_id, 1)] * 2  # the first is still there: never handled
+        assert await performer(container).handle(performs[-1]) == "complete"
+    assert peer.requests == 1
+    done = await container.store.get(run.id, JobRun)
+    assert done is not None and done.tasks[task_id].status is TaskStatus.COMPLETED
