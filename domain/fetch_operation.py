@@ -67,6 +67,17 @@ class Response:
     is_json: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PollAttempt:
+    """One request of a poll, kept on the run as a noop sub-task of the poll's task."""
+
+    method: str
+    url: str
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
 class Decision(Enum):
     COMPLETE = "complete"
     FAIL = "fail"

@@ -12,7 +12,7 @@ from eventsourcing.domain import Aggregate, event
 from domain import policies
 from domain.environments import EnvironmentType
 from domain.execution import Next, Outcome
-from domain.fetch_operation import Decision, Result
+from domain.fetch_operation import Decision, PollAttempt, Result
 from domain.status import RunStatus, check_transition, is_terminal
 from domain.tasks import Task, TaskSpec, TaskStatus, new_task, task_from_v1, task_id
 
@@ -557,11 +557,25 @@ class JobRun(Aggregate):
             return None
         return task if task.status is TaskStatus.RUNNING and task.attempts == attempt else None
 
-    def record_operation(self, task_id: str, attempt: int, result: Result, now: datetime) -> bool:
+    def record_operation(
+        self, task_id: str, attempt: int, result: Result, now: datetime, poll: PollAttempt | None = None
+    ) -> bool:
         """How attempt `attempt` of the task's operation went; False (nothing recorded) when it is stale. A task
-        that ends resumes the run waiting on it."""
+        that ends resumes the run waiting on it. A poll's request is kept as a noop sub-task, as trigger.dev did."""
         if self.operation_due(task_id, attempt) is None:
             return False
+        if poll is not None:
+            spec = TaskSpec(
+                idempotency_key=f"poll-attempt:{task_id}:{attempt}",
+                name="poll attempt",
+                noop=True,
+                icon="activity",
+                description=f"{poll.method} {poll.url} {poll.status}",
+                params={"status": poll.status, "headers": poll.headers, "body": poll.body},
+                style={"style": "minimal", "variant": "info"},
+                parent_id=task_id,
+            )
+            self.create_task(spec, now)
         if result.decision is Decision.COMPLETE:
             self.complete_task(task_id, result.output, None, now)
         elif result.decision is Decision.FAIL:

@@ -10,7 +10,7 @@ from uuid import UUID
 from app.adapters.store import EventStore
 from app.errors import NotFound
 from app.service.writes import RunWriter
-from domain.fetch_operation import Result, fail
+from domain.fetch_operation import PollAttempt, Result, fail
 from domain.runs import JobRun
 from domain.tasks import Task
 
@@ -34,11 +34,13 @@ class Operations:
         task = run.operation_due(task_id, attempt)
         return None if task is None else DueOperation(run, task.copy())
 
-    async def record(self, run_id: UUID, task_id: str, attempt: int, result: Result) -> bool:
-        """Record the attempt's result; False when another handling of it got there first."""
+    async def record(
+        self, run_id: UUID, task_id: str, attempt: int, result: Result, poll: PollAttempt | None = None
+    ) -> bool:
+        """Record the attempt's result (and a poll's request); False when another handling got there first."""
 
         def record(run: JobRun) -> bool:
-            return run.record_operation(task_id, attempt, result, datetime.now(UTC))
+            return run.record_operation(task_id, attempt, result, datetime.now(UTC), poll)
 
         try:
             return await self.writer.change(run_id, None, record)

@@ -18,7 +18,7 @@ from app.adapters.url_policy import UrlPolicy
 from app.errors import ClientError
 from app.service import JobsService
 from domain import fetch_operation
-from domain.fetch_operation import FetchRequest, InvalidOperation, Operation, Result
+from domain.fetch_operation import FetchRequest, InvalidOperation, Operation, PollAttempt, Result
 
 log = logging.getLogger(__name__)
 
@@ -53,39 +53,45 @@ class TaskPerformer:
             return "duplicate"
         task = due.task
         assert task.operation is not None
+        poll: PollAttempt | None = None
         try:
             operation = fetch_operation.parse(task.operation, task.params, self.min_poll_interval)
         except InvalidOperation as error:
             result = fetch_operation.fail({"message": str(error)})
         else:
-            now = datetime.now(UTC)
-            result = fetch_operation.poll_expired(operation, task.started_at, now) or await self._perform(
-                operation, message.attempt
-            )
-        if not await self.operations.record(run_id, message.task_id, message.attempt, result):
+            expired = fetch_operation.poll_expired(operation, task.started_at, datetime.now(UTC))
+            if expired is not None:
+                result = expired
+            else:
+                result, poll = await self._perform(operation, message.attempt)
+        if not await self.operations.record(run_id, message.task_id, message.attempt, result, poll):
             return "duplicate"
         return result.decision.value
 
-    async def _perform(self, operation: Operation, attempt: int) -> Result:
+    async def _perform(self, operation: Operation, attempt: int) -> tuple[Result, PollAttempt | None]:
+        """The attempt's result, and for a poll that got an answer, the request as its sub-task keeps it."""
         request = operation.request
         try:
             await self.policy.check(request.url, "url")
         except ClientError as error:
-            return fetch_operation.fail({"message": f"refused to fetch {request.url}: {error}"})
+            return fetch_operation.fail({"message": f"refused to fetch {request.url}: {error}"}), None
         try:
             response = await self._send(request)
         except EndpointError as error:
             now = datetime.now(UTC)
             if error.refused:
-                return fetch_operation.fail({"message": str(error)})
+                return fetch_operation.fail({"message": str(error)}), None
             if error.timed_out:
-                return fetch_operation.after_timeout(operation, attempt, now, random.random())
-            return fetch_operation.after_unreachable(operation, str(error), attempt, now)
+                return fetch_operation.after_timeout(operation, attempt, now, random.random()), None
+            return fetch_operation.after_unreachable(operation, str(error), attempt, now), None
         try:
             answer = _response(response)
         except json_limits.JsonRefused as error:
-            return fetch_operation.fail({"message": f"the answer of {request.url} cannot be kept: {error}"})
-        return fetch_operation.after_response(operation, answer, attempt, datetime.now(UTC), random.random())
+            return fetch_operation.fail({"message": f"the answer of {request.url} cannot be kept: {error}"}), None
+        result = fetch_operation.after_response(operation, answer, attempt, datetime.now(UTC), random.random())
+        if operation.kind != "fetch-poll":
+            return result, None
+        return result, PollAttempt(request.method, request.url, answer.status, answer.headers, answer.body)
 
     async def _send(self, request: FetchRequest) -> EndpointResponse:
         return await self.client.fetch(

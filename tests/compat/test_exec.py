@@ -129,6 +129,12 @@ async def test_background_poll_requests_until_the_filter_matches(api: httpx.Asyn
     assert run["status"] == "SUCCESS", run
     assert run["output"]["body"] == {"state": "done", "value": 7}
     assert len(peer.times) == 4  # matched on the fourth request, and not asked again
+    poll_task = next(t for t in run["tasks"] if t["name"].startswith("poll "))
+    attempts = [t for t in run["tasks"] if t["name"] == "poll attempt"]
+    assert [(t["parentId"], t["noop"], t["params"]["body"]["state"]) for t in attempts] == [
+        (poll_task["id"], True, state) for state in ("pending", "pending", "pending", "done")
+    ]
+    assert attempts[0]["description"] == f"GET {poll['url']} 200"
     gaps = [later - earlier for earlier, later in zip(peer.times, peer.times[1:], strict=False)]
     assert all(gap >= 0.9 for gap in gaps), gaps  # the poll's interval
     await asyncio.sleep(1.5)

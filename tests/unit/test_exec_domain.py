@@ -333,3 +333,15 @@ def test_the_chunk_limit_the_sdk_is_told() -> None:
     assert Chunking().sdk_limit_ms == 59_650  # trigger.dev's 60 s less its 350 ms margin
     assert Chunking(60_000, endpoint_timeout_seconds=30).sdk_limit_ms == 29_650  # never past the call's time-out
     assert Chunking(3_000).sdk_limit_ms == 2_650
+
+
+def test_each_poll_request_is_kept_as_a_noop_sub_task_once() -> None:
+    run = started_run()
+    poll = run.create_task(TaskSpec("p", name="poll", operation="fetch-poll", params={"url": "https://x.test"}), NOW)
+    request = ops.PollAttempt("GET", "https://x.test", 200, {"etag": "1"}, {"state": "busy"})
+    assert run.record_operation(poll.id, 1, ops.retry(NOW, "no match"), NOW, request)
+    assert not run.record_operation(poll.id, 1, ops.retry(NOW, "no match"), NOW, request)  # stale: not again
+    (attempt,) = [t for t in run.tasks.values() if t.name == "poll attempt"]
+    assert (attempt.parent_id, attempt.noop, attempt.status) == (poll.id, True, TaskStatus.COMPLETED)
+    assert attempt.params == {"status": 200, "headers": {"etag": "1"}, "body": {"state": "busy"}}
+    assert attempt.description == "GET https://x.test 200"
