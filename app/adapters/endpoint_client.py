@@ -126,15 +126,19 @@ class EndpointClient:
             total=timeout_seconds, sock_connect=min(timeout_seconds, CONNECT_TIMEOUT_SECONDS)
         )
         content = body.encode() if body is not None else None
+        sent = dict(headers)
         for _ in range(MAX_REDIRECTS + 1):
             self._refuse_literal_host(url)
             try:
                 async with self._http().request(
-                    method, url, data=content, headers=dict(headers), allow_redirects=False, timeout=timeout
+                    method, url, data=content, headers=sent, allow_redirects=False, timeout=timeout
                 ) as response:
                     location = response.headers.get("location")
                     if response.status in _REDIRECTS and location:
-                        url = str(response.url.join(yarl.URL(location)))
+                        target = response.url.join(yarl.URL(location))
+                        if target.origin() != response.url.origin():  # as fetch does: no credentials elsewhere
+                            sent = {k: v for k, v in sent.items() if k.lower() not in ("authorization", "cookie")}
+                        url = str(target)
                         if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                             method, content = "GET", None
                         continue
