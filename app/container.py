@@ -49,6 +49,7 @@ class Container:
             settings.execution_topic,
             settings.api_url,
             timedelta(seconds=settings.lease_seconds),
+            settings.cached_tasks_bytes,
         )
         readiness = Readiness(reads, settings.kafka_bootstrap_servers or "")
         return cls(settings, engine, store, reads, Outbox(engine), client, url_policy, sealer, service, readiness)

@@ -15,8 +15,9 @@ from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
 from app.settings import Settings
 from app.worker.consumer import DeadLetters, Dispatcher, Worker
-from app.worker.executor import RunExecutor
+from app.worker.executor import Chunking, RunExecutor
 from app.worker.notifier import Notifier
+from app.worker.performer import TaskPerformer
 from app.worker.rescuer import Rescuer
 from app.worker.ring_keeper import RingKeeper
 from relay.outbox_relay import OutboxRelay
@@ -123,7 +124,9 @@ async def _worker(
     """The worker, with what keeps its messages moving: the rescuer, the topics and their ring."""
     topic = settings.execution_topic
     service, client = container.service, container.endpoint_client
-    dispatcher = Dispatcher(service, RunExecutor(service, client), Notifier(service, client))
+    performer = TaskPerformer(service, client, container.url_policy, settings.fetch_poll_min_interval_seconds)
+    executor = RunExecutor(service, client, Chunking.of(settings))
+    dispatcher = Dispatcher(service, executor, Notifier(service, client), performer)
     dlq_producer = kafka.producer(settings)
     await dlq_producer.start()
     stack.push_async_callback(dlq_producer.stop)

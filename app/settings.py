@@ -28,6 +28,9 @@
 | JOBS_ALLOWED_PRIVATE_NETWORKS | (none; `dev`: loopback) | private networks endpoint and callback URLs may point to |
 | JOBS_LOG_LEVEL | INFO | log level: DEBUG, INFO, WARNING, ERROR or CRITICAL |
 | JOBS_FAULT_RELAY_PAUSE_SECONDS | 0 | fault injection (crash tests): relay pause between publish and delete |
+| JOBS_RUN_CHUNK_EXECUTION_LIMIT_MS | 60000 | how long an EXECUTE_JOB may run before the SDK yields (at least 1000) |
+| JOBS_CACHED_TASKS_BYTES | 3500000 | completed tasks an EXECUTE_JOB carries, in bytes; the rest the SDK loads lazily |
+| JOBS_FETCH_POLL_MIN_INTERVAL_SECONDS | 10 | shortest `interval` io.backgroundPoll may ask for (seconds) |
 
 Every variable is checked once, at start-up: a bad value stops the command with one line naming the variable
 (exit code 2). Counts, ports, timeouts and intervals must be positive (the ones whose default is 0 may be 0);
@@ -55,6 +58,7 @@ Count = Annotated[int, msgspec.Meta(ge=1)]
 # Heartbeats go every fifth of it, at least every 100 ms (kafka.py): below a second that leaves no margin.
 SessionTimeoutMs = Annotated[int, msgspec.Meta(ge=1000)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
+ChunkMs = Annotated[int, msgspec.Meta(ge=1000)]
 SecondsOrOff = Annotated[float, msgspec.Meta(ge=0)]
 # 200 leaves room for the suffixes the service appends (`.high`, `.dlq`, a ring slot) within Kafka's 249.
 TopicName = Annotated[
@@ -188,6 +192,9 @@ class Settings:
     log_level: LogLevel = "INFO"
     allowed_private_networks: str | None = None
     fault_relay_pause_seconds: SecondsOrOff = 0.0
+    run_chunk_execution_limit_ms: ChunkMs = 60000
+    cached_tasks_bytes: Count = 3_500_000
+    fetch_poll_min_interval_seconds: Seconds = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

@@ -1,7 +1,7 @@
 """How the answer to an EXECUTE_JOB call decides what happens next (the trigger.dev v2 rules)."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -15,7 +15,8 @@ class Next(Enum):
     RESUME = "resume"  # a task waits: execute again when it is due (`task`)
     RETRY_TASK = "retry_task"  # a task failed and is retried at `retry_at`
     PARALLEL = "parallel"  # several child outcomes at once (`children`)
-    YIELD = "yield"  # execute again at once, as a new chunk
+    YIELD = "yield"  # execute again at once, as a new chunk (io.yield: counted against the yield limit)
+    AUTO_YIELD = "auto_yield"  # the SDK ran out of its chunk's time: execute again at `retry_at` or at once
     CANCELED = "canceled"  # the run was canceled meanwhile; nothing more
 
 
@@ -27,6 +28,16 @@ class TaskRef:
     delay_until: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CompletedTask:
+    """AUTO_YIELD_EXECUTION_WITH_COMPLETED_TASK: the task's body ran; its output (serialized JSON) is recorded
+    by the server, as the SDK had no time left to call the complete-task route itself."""
+
+    id: str
+    output: Any
+    properties: Any = None
+
+
 @dataclass(frozen=True)
 class Outcome:
     next: Next
@@ -36,7 +47,7 @@ class Outcome:
     task: TaskRef | None = None
     retry_at: datetime | None = None
     reason: str = ""
-    completed_task: tuple[str, Any] | None = None  # (task id, output) the server completes for the SDK
+    completed_task: "CompletedTask | None" = None  # a task the SDK finished but left to the server to complete
     children: tuple["Outcome", ...] = field(default_factory=tuple)
 
 
@@ -122,12 +133,31 @@ def _yield(body: dict[str, Any]) -> Outcome:
 
 
 def _auto_yield(body: dict[str, Any]) -> Outcome:
-    return Outcome(Next.YIELD, reason=f"auto-yield at {body.get('location', 'unknown')}")
+    return Outcome(Next.AUTO_YIELD, reason=f"auto-yield at {body.get('location', 'unknown')}")
 
 
 def _auto_yield_with_task(body: dict[str, Any]) -> Outcome:
-    output = body.get("output")
-    return Outcome(Next.YIELD, reason="auto-yield with a completed task", completed_task=(str(body["id"]), output))
+    if not isinstance(body.get("id"), str):
+        raise ValueError("no task id")
+    data = body.get("data")
+    location = data.get("location", "unknown") if isinstance(data, dict) else "unknown"
+    completed = CompletedTask(body["id"], body.get("output"), body.get("properties"))
+    return Outcome(Next.AUTO_YIELD, reason=f"auto-yield at {location} with a completed task", completed_task=completed)
+
+
+def _rate_limited(body: dict[str, Any]) -> Outcome:
+    """AUTO_YIELD_RATE_LIMIT: execute again once the endpoint's rate limit resets (`reset`, epoch ms)."""
+    reset = body.get("reset")
+    if not isinstance(reset, int | float) or isinstance(reset, bool):
+        raise ValueError("no numeric reset")
+    return Outcome(Next.AUTO_YIELD, reason="rate limited", retry_at=_from_epoch_ms(reset))
+
+
+def _from_epoch_ms(value: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(value / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError("reset is not a time") from None
 
 
 def _canceled(body: dict[str, Any]) -> Outcome:
@@ -145,7 +175,7 @@ _READERS = {
     "YIELD_EXECUTION": _yield,
     "AUTO_YIELD_EXECUTION": _auto_yield,
     "AUTO_YIELD_EXECUTION_WITH_COMPLETED_TASK": _auto_yield_with_task,
-    "AUTO_YIELD_RATE_LIMIT": _auto_yield,
+    "AUTO_YIELD_RATE_LIMIT": _rate_limited,
     "CANCELED": _canceled,
 }
 

@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 from domain import policies
 from domain.environments import EnvironmentType
 from domain.execution import Next, Outcome
+from domain.fetch_operation import Decision, PollAttempt, Result
 from domain.status import RunStatus, check_transition, is_terminal
 from domain.tasks import CALLBACK_TIMEOUT_OUTPUT, Task, TaskSpec, TaskStatus, new_task, task_from_v1, task_id
 
@@ -78,6 +79,13 @@ class JobRun(Aggregate):
         reason: str
         duration_ms: int
 
+    class RunAutoYielded(Aggregate.Event):
+        TOPIC = "jobs.JobRun.RunAutoYielded"
+        attempt: int
+        reason: str
+        due_at: datetime
+        duration_ms: int
+
     class RunResumed(Aggregate.Event):
         TOPIC = "jobs.JobRun.RunResumed"
         attempt: int
@@ -141,6 +149,13 @@ class JobRun(Aggregate):
         TOPIC = "jobs.JobRun.TaskRetryScheduled"
         task_id: str
         error: Any
+        retry_at: datetime
+
+    class TaskOperationRetryScheduled(Aggregate.Event):
+        TOPIC = "jobs.JobRun.TaskOperationRetryScheduled"
+        task_id: str
+        attempt: int  # the attempt due at `retry_at`
+        reason: str
         retry_at: datetime
 
     class TaskResumed(Aggregate.Event):
@@ -300,8 +315,8 @@ class JobRun(Aggregate):
     ) -> NextExecution | None:
         """Record how the current execution ended; returns the execution to schedule next, if any."""
         if outcome.completed_task is not None:
-            completed_id, serialized = outcome.completed_task
-            self.complete_task(completed_id, serialized, None, now, serialized_output=True)
+            done = outcome.completed_task
+            self.complete_task(done.id, done.output, done.properties, now, serialized_output=True)
         if outcome.next is Next.COMPLETE:
             assert outcome.status is not None
             if outcome.task is not None:
@@ -326,7 +341,17 @@ class JobRun(Aggregate):
                 return None
             self._yielded(attempt=self.attempt + 1, reason=outcome.reason, duration_ms=duration_ms)
             return NextExecution(self.attempt + 1, now)
+        if outcome.next is Next.AUTO_YIELD:
+            # Not an io.yield: neither counted against MAX_YIELDS nor a key of `yieldedExecutions` (only the
+            # execution limits bound it, as in trigger.dev).
+            due = max(now, outcome.retry_at) if outcome.retry_at is not None else now
+            self._auto_yielded(attempt=self.attempt + 1, reason=outcome.reason, due_at=due, duration_ms=duration_ms)
+            return NextExecution(self.attempt + 1, due)
         waits = [outcome] if outcome.next is not Next.PARALLEL else list(outcome.children)
+        for child in waits:
+            if child.completed_task is not None and child is not outcome:
+                done = child.completed_task
+                self.complete_task(done.id, done.output, done.properties, now, serialized_output=True)
         failed = next((child for child in waits if child.next is Next.COMPLETE), None)
         if failed is not None:
             return self.finish(failed, now, duration_ms, environment_type)
@@ -338,13 +363,17 @@ class JobRun(Aggregate):
         due_times: list[datetime] = []
         waiting_on: str | None = None
         for wait in waits:
-            assert wait.task is not None
+            if wait.next in (Next.YIELD, Next.AUTO_YIELD) or wait.task is None:
+                due_times.append(max(now, wait.retry_at) if wait.retry_at else now)  # a child that yielded
+                continue
             known = self.tasks.get(wait.task.id)
             if wait.next is Next.RETRY_TASK and wait.retry_at is not None and known is not None:
                 self._task_retry_scheduled(task_id=wait.task.id, error=wait.error, retry_at=wait.retry_at)
                 due_times.append(wait.retry_at)
-            elif known is not None and known.status in (TaskStatus.COMPLETED, TaskStatus.ERRORED):
-                due_times.append(now)  # finished meanwhile (its callback came, or timed out): continue at once
+            elif known is not None and known.has_ended:
+                due_times.append(
+                    now
+                )  # finished meanwhile (completed, failed, its callback came or timed out): continue at once
             elif known is not None and (known.operation or known.callback_url):
                 waiting_on = known.id  # resumed when the task is completed through the API
             else:
@@ -371,6 +400,12 @@ class JobRun(Aggregate):
         self.lease_until = None
         if reason:
             self.yielded_keys.append(reason)
+
+    @event(RunAutoYielded)
+    def _auto_yielded(self, attempt: int, reason: str, due_at: datetime, duration_ms: int) -> None:
+        self.status = RunStatus.WAITING_TO_EXECUTE
+        self.execution_ms += duration_ms
+        self.lease_until = None
 
     @event(RunWaiting)
     def _waiting(self, attempt: int, resume_at: datetime | None, task_id: str | None, duration_ms: int) -> None:
@@ -460,9 +495,13 @@ class JobRun(Aggregate):
         if serialized_output and isinstance(output, str):
             output = _json_loads(output)
         self._task_completed(task_id=id, output=output, output_properties=properties, completed_at=now)
-        if self.waiting_task == id and self.status is RunStatus.WAITING_TO_CONTINUE:
-            self._resumed(attempt=self.attempt + 1, task_id=id)
+        self._resume_if_waiting_on(id)
         return self.tasks[id]
+
+    def _resume_if_waiting_on(self, task_id: str) -> None:
+        """The task the run waits on ended: execute the run again, so the job sees how it ended."""
+        if self.waiting_task == task_id and self.status is RunStatus.WAITING_TO_CONTINUE:
+            self._resumed(attempt=self.attempt + 1, task_id=task_id)
 
     @event(TaskCompleted)
     def _task_completed(self, task_id: str, output: Any, output_properties: Any, completed_at: datetime) -> None:
@@ -487,6 +526,7 @@ class JobRun(Aggregate):
         if task.has_ended:
             return task
         self._task_failed(task_id=id, error=error, completed_at=now)
+        self._resume_if_waiting_on(id)
         return self.tasks[id]
 
     def time_out_callback(self, id: str, now: datetime) -> bool:
@@ -519,6 +559,50 @@ class JobRun(Aggregate):
     def _task_resumed(self, task_id: str) -> None:
         task = self.tasks[task_id]
         task.status, task.delay_until = TaskStatus.RUNNING, None
+
+    # -- server-performed tasks (fetch operations) -------------------------------------------------
+
+    def operation_due(self, task_id: str, attempt: int) -> Task | None:
+        """The task whose operation attempt `attempt` is to be performed now; None when that is stale (the task
+        ended, was canceled, or is at another attempt) or the run ended."""
+        task = self.tasks.get(task_id)
+        if self.is_terminal or task is None or not task.operation:
+            return None
+        return task if task.status is TaskStatus.RUNNING and task.attempts == attempt else None
+
+    def record_operation(
+        self, task_id: str, attempt: int, result: Result, now: datetime, poll: PollAttempt | None = None
+    ) -> bool:
+        """How attempt `attempt` of the task's operation went; False (nothing recorded) when it is stale. A task
+        that ends resumes the run waiting on it. A poll's request is kept as a noop sub-task, as trigger.dev did."""
+        if self.operation_due(task_id, attempt) is None:
+            return False
+        if poll is not None:
+            spec = TaskSpec(
+                idempotency_key=f"poll-attempt:{task_id}:{attempt}",
+                name="poll attempt",
+                noop=True,
+                icon="activity",
+                description=f"{poll.method} {poll.url} {poll.status}",
+                params={"status": poll.status, "headers": poll.headers, "body": poll.body},
+                style={"style": "minimal", "variant": "info"},
+                parent_id=task_id,
+            )
+            self.create_task(spec, now)
+        if result.decision is Decision.COMPLETE:
+            self.complete_task(task_id, result.output, None, now)
+        elif result.decision is Decision.FAIL:
+            self.fail_task(task_id, result.output, now)
+        else:
+            assert result.retry_at is not None
+            self._operation_retry_scheduled(
+                task_id=task_id, attempt=attempt + 1, reason=result.reason, retry_at=result.retry_at
+            )
+        return True
+
+    @event(TaskOperationRetryScheduled)
+    def _operation_retry_scheduled(self, task_id: str, attempt: int, reason: str, retry_at: datetime) -> None:
+        self.tasks[task_id].attempts = attempt
 
     def _task(self, id: str) -> Task:
         task = self.tasks.get(id)

@@ -51,6 +51,8 @@ def changes(event: Any) -> Iterator[Change]:
             yield _waiting(key, RunStatus.WAITING_TO_EXECUTE, at, event.retry_at)
         case JobRun.RunYielded() | JobRun.RunRescued():
             yield _waiting(key, RunStatus.WAITING_TO_EXECUTE, at, at)
+        case JobRun.RunAutoYielded():
+            yield _waiting(key, RunStatus.WAITING_TO_EXECUTE, at, event.due_at)
         case JobRun.RunWaiting():
             yield _waiting(key, RunStatus.WAITING_TO_CONTINUE, at, event.resume_at)
         case JobRun.RunResumed() | JobRun.RunRequeued():

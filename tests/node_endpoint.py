@@ -39,6 +39,9 @@ COMPAT_JOBS = {
     "sched-toggle": "sched.toggle",
     "sched-deletable": "sched.deletable",
     "sched-pooled": "sched.pooled",
+    "exec-fetch": "exec.fetch",
+    "exec-auto-yield": "exec.auto-yield",
+    "exec-many-tasks": "exec.many-tasks",
 }
 
 

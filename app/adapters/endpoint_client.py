@@ -22,14 +22,18 @@ from app.adapters.url_policy import UrlPolicy
 
 PROTOCOL_VERSION = "2023-11-01"
 CONNECT_TIMEOUT_SECONDS = 10.0
+MAX_REDIRECTS = 5
+MAX_FETCHED_BYTES = 1024 * 1024  # what a fetched answer may hold: as much as a request body may
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class EndpointError(Exception):
     """The endpoint could not be reached, or answered outside the protocol."""
 
-    def __init__(self, message: str, timed_out: bool = False) -> None:
+    def __init__(self, message: str, timed_out: bool = False, refused: bool = False) -> None:
         super().__init__(message)
         self.timed_out = timed_out  # connected, but no answer in time
+        self.refused = refused  # refused here (the URL policy, an answer too big): trying again would not help
 
 
 class AddressRefused(OSError):
@@ -112,13 +116,59 @@ class EndpointClient:
         except (aiohttp.ClientError, OSError, ValueError) as error:
             raise EndpointError(f"could not reach {url}: {error.__class__.__name__}: {error}") from error
 
+    async def fetch(
+        self, method: str, url: str, headers: Mapping[str, str], body: str | None, timeout_seconds: float
+    ) -> EndpointResponse:
+        """Any request a server-performed task asks for (io.backgroundFetch...). Redirects are followed, at most
+        MAX_REDIRECTS, each hop checked against the policy as every connection is; a body over
+        MAX_FETCHED_BYTES is refused. Raises EndpointError (`timed_out` when the time ran out)."""
+        timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds, sock_connect=min(timeout_seconds, CONNECT_TIMEOUT_SECONDS)
+        )
+        content = body.encode() if body is not None else None
+        sent = dict(headers)
+        for _ in range(MAX_REDIRECTS + 1):
+            self._refuse_literal_host(url)
+            try:
+                async with self._http().request(
+                    method, url, data=content, headers=sent, allow_redirects=False, timeout=timeout
+                ) as response:
+                    location = response.headers.get("location")
+                    if response.status in _REDIRECTS and location:
+                        target = response.url.join(yarl.URL(location))
+                        if target.origin() != response.url.origin():  # as fetch does: no credentials elsewhere
+                            sent = {k: v for k, v in sent.items() if k.lower() not in ("authorization", "cookie")}
+                        url = str(target)
+                        if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                            method, content = "GET", None
+                        continue
+                    data = bytearray()
+                    async for chunk in response.content.iter_chunked(64 * 1024):
+                        data += chunk
+                        if len(data) > MAX_FETCHED_BYTES:
+                            raise EndpointError(
+                                f"the answer of {url} is larger than {MAX_FETCHED_BYTES} bytes", refused=True
+                            )
+                    return EndpointResponse(response.status, response.headers, bytes(data))
+            except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+                raise EndpointError(f"could not reach {url}: timed out", timed_out=True) from error
+            except aiohttp.ClientConnectorError as error:
+                if isinstance(error.os_error, AddressRefused):
+                    raise EndpointError(f"refused to call {url}: {error.os_error}", refused=True) from error
+                raise EndpointError(f"could not reach {url}: {error.__class__.__name__}: {error}") from error
+            except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as error:
+                raise EndpointError(f"could not reach {url}: its answer is not valid HTTP") from error
+            except (aiohttp.ClientError, OSError, ValueError) as error:
+                raise EndpointError(f"could not reach {url}: {error.__class__.__name__}: {error}") from error
+        raise EndpointError(f"could not reach {url}: more than {MAX_REDIRECTS} redirects")
+
     def _refuse_literal_host(self, url: str) -> None:
         try:
             address = ipaddress.ip_address(yarl.URL(url).host or "")
         except ValueError:
             return  # a name (the resolver checks it) or no host (aiohttp refuses the URL)
         if reason := self.policy.refusal(address):
-            raise EndpointError(f"refused to call {url}: its host is {reason}")
+            raise EndpointError(f"refused to call {url}: its host is {reason}", refused=True)
 
     async def call(self, url: str, api_key: str, action: str, body: Any) -> EndpointResponse:
         headers = {

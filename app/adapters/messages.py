@@ -53,7 +53,15 @@ class FireSchedule(msgspec.Struct, frozen=True, tag_field="type", tag="FireSched
     tick_at: str
 
 
-Message = ExecuteJobRun | DeliverEvent | NotifyRun | DispatchEvent | TimeOutCallback | FireSchedule
+class PerformTask(msgspec.Struct, frozen=True, tag_field="type", tag="PerformTask"):
+    """Perform attempt `attempt` of a server-performed task (io.backgroundFetch, backgroundPoll...)."""
+
+    run_id: str
+    task_id: str
+    attempt: int
+
+
+Message = ExecuteJobRun | DeliverEvent | NotifyRun | DispatchEvent | TimeOutCallback | FireSchedule | PerformTask
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)

@@ -408,11 +408,37 @@ class ServerTask(Answer):
         )
 
 
+class CachedTask(Answer):
+    """CachedTaskSchema: a completed task the SDK keeps so that its job replays past it."""
+
+    id: str
+    idempotency_key: str
+    status: TaskStatus
+    noop: bool
+    output: Any
+    parent_id: str | None
+
+
+class CachedTasks(Answer):
+    """A page of completed tasks; `cursor` (optional, not nullable) is left out after the last page."""
+
+    tasks: list[CachedTask]
+    cursor: str | UnsetType = UNSET
+
+
 class TaskWithCachedTasks(Answer):
-    """RunTaskResponseWithCachedTasksBodySchema, for an SDK that sends `trigger-version: 2023-09-29`; its
-    optional `cachedTasks` is never sent."""
+    """RunTaskResponseWithCachedTasksBodySchema, for an SDK that sends `trigger-version: 2023-09-29`;
+    `cachedTasks` is sent when it also sent a cursor (`X-Cached-Tasks-Cursor`), as trigger.dev did."""
 
     task: ServerTask
+    cached_tasks: CachedTasks | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, task: Task, tasks: list[dict[str, Any]] | None, cursor: str | None) -> "TaskWithCachedTasks":
+        if tasks is None:
+            return cls(ServerTask.of(task))
+        page = CachedTasks([msgspec.convert(t, CachedTask) for t in tasks], UNSET if cursor is None else cursor)
+        return cls(ServerTask.of(task), page)
 
 
 class CallbackAccepted(Answer):

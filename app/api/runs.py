@@ -181,10 +181,13 @@ async def get_run_statuses(service: Service, env: Env, run_id: FromPath[str]) ->
 async def create_task(
     request: AnyRequest, service: Service, env: Env, run_id: FromPath[str], data: JSONBody[CreateTaskBody]
 ) -> Response[ServerTask | TaskWithCachedTasks]:
-    task = ServerTask.of(await service.tasks.create(env.id, parse_run_id(run_id), _task_spec(data, request)))
-    if request.headers.get("trigger-version") == CACHED_TASKS_VERSION:
-        return Response(TaskWithCachedTasks(task), headers={"trigger-version": CACHED_TASKS_VERSION})
-    return Response(task)
+    spec = _task_spec(data, request)
+    if request.headers.get("trigger-version") != CACHED_TASKS_VERSION:
+        return Response(ServerTask.of(await service.tasks.create(env.id, parse_run_id(run_id), spec)))
+    cursor = request.headers.get("x-cached-tasks-cursor") or None
+    task, page = await service.tasks.create_and_page(env.id, parse_run_id(run_id), spec, cursor)
+    answer = TaskWithCachedTasks.of(task, page.tasks if page else None, page.cursor if page else None)
+    return Response(answer, headers={"trigger-version": CACHED_TASKS_VERSION})
 
 
 @post(

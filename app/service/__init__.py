@@ -11,6 +11,7 @@ write transactions, routes outbox messages to their topics, and holds the short 
 | `control` | cancel runs, continue a run |
 | `executions` | start an attempt, hold its lease, record its outcome; rescue and requeue |
 | `notifications` | a finished run's notifications and their tries |
+| `operations` | server-performed tasks (io.backgroundFetch...): the attempt due, recording how it went |
 | `environments` | environments and their keys; `authenticator` finds a key's environment |
 | `store` | the key-value store of an environment (io.store, client.store) |
 | `dispatchers` | io.waitForEvent: wait for a matching event, hand it to the waiting task |
@@ -33,12 +34,14 @@ from app.service.environments import Authenticator, Environments
 from app.service.events import Events
 from app.service.executions import Executions
 from app.service.notifications import Notifications
+from app.service.operations import Operations
 from app.service.queues import Queues
 from app.service.runs import Runs
 from app.service.schedules import Schedules
 from app.service.store import Store
 from app.service.tasks import Tasks
 from app.service.writes import RunWriter, Topics
+from domain import task_cache
 
 
 class JobsService:
@@ -52,6 +55,7 @@ class JobsService:
         execution_topic: str,
         api_url: str,
         lease: timedelta,
+        cached_tasks_bytes: int = task_cache.PAGE_BUDGET_BYTES,
     ) -> None:
         self.reads = reads
         topics = Topics(execution_topic)
@@ -60,7 +64,7 @@ class JobsService:
         self.authenticator = Authenticator(reads, sealer)
         self.catalog = Catalog(store, reads, client, url_policy, sealer)
         self.runs = Runs(store, reads, topics, self.catalog, url_policy)
-        self.tasks = Tasks(store, writer, api_url, self.authenticator.api_key)
+        self.tasks = Tasks(store, writer, api_url, self.authenticator.api_key, cached_tasks_bytes)
         self.dispatchers = Dispatchers(store, reads, topics, self.tasks)
         self.events = Events(store, reads, topics, self.catalog, self.runs, self.dispatchers)
         self.control = Control(reads, writer)
@@ -71,3 +75,4 @@ class JobsService:
         self.queues = Queues(store, reads)
         self.catalog.index_hooks += [self.schedules.for_index, self.queues.for_index]
         self.catalog.delete_hooks.append(self.schedules.for_deleted_job)
+        self.operations = Operations(store, writer)

@@ -15,7 +15,7 @@ from domain import execution
 from domain.environments import EnvironmentType
 from domain.event_records import EventRecord
 from domain.queues import concurrency_key
-from domain.runs import JobRun, NextExecution
+from domain.runs import JobRun, NextExecution, UnknownTask
 from domain.status import RunStatus
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,10 @@ class Executions:
         environment_type: EnvironmentType,
     ) -> str:
         """Record the outcome on the run. The SDK may have written tasks to it meanwhile (and the lease was
-        extended): on a conflict the run is read again and the outcome applied to it as it is now."""
+        extended): on a conflict the run is read again and the outcome applied to it as it is now. An answer
+        naming a task the run as loaded before the call lacks (created during it) is applied to the run read
+        again; one naming a task the run never had fails the run."""
+        read_again = False
         for _ in range(CONFLICT_RETRIES):
             next_execution: NextExecution | None = None
             if not run.executing(attempt):
@@ -111,14 +114,26 @@ class Executions:
                     run.subscribe_endpoint(subscriptions["SUCCESS"], subscriptions["FAILURE"])
                 now = datetime.now(UTC)
                 duration_ms = int((now - started).total_seconds() * 1000)
-                next_execution = run.finish(outcome, now, duration_ms, environment_type)
+                try:
+                    next_execution = run.finish(outcome, now, duration_ms, environment_type)
+                except UnknownTask as unknown:
+                    if not read_again:
+                        run, read_again = await self._reload(run.id), True
+                        continue
+                    message = f"the endpoint's answer names task {unknown.task_id!r}, which this run does not have"
+                    outcome = execution.invalid_answer(message)
+                    run = await self._reload(run.id)
+                    continue
                 label = "completed" if run.is_terminal else "continued"
             if await self.writer.try_commit(run, next_execution):
                 return label
-            reloaded = await self.store.get(run.id, JobRun)
-            assert reloaded is not None
-            run = reloaded
+            run, read_again = await self._reload(run.id), True
         raise ConcurrencyConflict(f"run {run.id} kept changing while its execution was recorded")
+
+    async def _reload(self, run_id: UUID) -> JobRun:
+        run = await self.store.get(run_id, JobRun)
+        assert run is not None
+        return run
 
     async def fail_unprocessable(self, run_id: str, attempt: int, reason: str) -> None:
         """The worker gave up on this execution (it failed every time): the run it was due for fails with the

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -10,29 +11,56 @@ from uuid import UUID
 from app.adapters.store import EventStore
 from app.errors import NotFound
 from app.service.writes import RunWriter
+from domain import task_cache
 from domain.runs import JobRun
 from domain.tasks import Task, TaskSpec
 
 
+@dataclass(frozen=True, slots=True)
+class CachedPage:
+    """A page of a run's completed tasks for the SDK's cache, and where the next one starts (None: no more)."""
+
+    tasks: list[dict[str, Any]]
+    cursor: str | None
+
+
 class Tasks:
     def __init__(
-        self, store: EventStore, writer: RunWriter, api_url: str, secret_key: Callable[[UUID], Awaitable[str]]
+        self,
+        store: EventStore,
+        writer: RunWriter,
+        api_url: str,
+        secret_key: Callable[[UUID], Awaitable[str]],
+        page_bytes: int = task_cache.PAGE_BUDGET_BYTES,
     ) -> None:
         self.store = store
         self.writer = writer
         self.api_url = api_url
         self.secret_key = secret_key
+        self.page_bytes = page_bytes
 
     async def create(self, env_id: UUID, run_id: UUID, spec: TaskSpec) -> Task:
         """The task of this idempotency key: the existing one, or a new one."""
+        task, _ = await self.create_and_page(env_id, run_id, spec, None)
+        return task
+
+    async def create_and_page(
+        self, env_id: UUID, run_id: UUID, spec: TaskSpec, cursor: str | None
+    ) -> tuple[Task, CachedPage | None]:
+        """`create`, and with a cursor (the SDK's `X-Cached-Tasks-Cursor`) the next page of the run's completed
+        tasks from it: the SDK loads them lazily when its EXECUTE_JOB could not carry them all."""
         key = await self.secret_key(env_id)
 
         def callback_url(task_id: str) -> str:
             secret = callback_secret(key, run_id, task_id)
             return f"{self.api_url}/api/v1/runs/{run_id}/tasks/{task_id}/callback/{secret}"
 
-        def create(run: JobRun) -> Task:
-            return run.create_task(spec, datetime.now(UTC), callback_url).copy()
+        def create(run: JobRun) -> tuple[Task, CachedPage | None]:
+            task = run.create_task(spec, datetime.now(UTC), callback_url).copy()
+            if not cursor:
+                return task, None
+            tasks, next_cursor = task_cache.page_from(list(run.tasks.values()), cursor, self.page_bytes)
+            return task, CachedPage(tasks, next_cursor)
 
         return await self.writer.change(run_id, env_id, create)
 

@@ -7,10 +7,19 @@ from typing import TypeVar
 from uuid import UUID
 
 from app.adapters.codec import DomainEvent
-from app.adapters.messages import ExecuteJobRun, Message, NotifyRun, TimeOutCallback, lane_topic, outbox_message
+from app.adapters.messages import (
+    ExecuteJobRun,
+    Message,
+    NotifyRun,
+    PerformTask,
+    TimeOutCallback,
+    lane_topic,
+    outbox_message,
+)
 from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage, UnitOfWork
 from app.errors import NotFound
 from domain.runs import JobRun, NextExecution
+from domain.tasks import TaskStatus
 
 T = TypeVar("T")
 ENDINGS = (JobRun.RunCompleted, JobRun.RunCanceled)
@@ -107,10 +116,27 @@ class RunWriter:
                 messages.append(self.topics.message(key, timeout, event.task.callback_timeout_at))
         if next_execution is not None:
             messages.append(self.topics.execution(run, next_execution.attempt, next_execution.due_at))
+        messages.extend(self._operations(run, events))
         if run.is_terminal and any(isinstance(event, ENDINGS) for event in events):
             for target in run.notification_targets():
                 messages.append(self.topics.message(str(run.id), NotifyRun(str(run.id), target, 1)))
         return messages
+
+    def _operations(self, run: JobRun, events: Sequence[DomainEvent]) -> list[OutboxMessage]:
+        """A server-performed task that starts (or runs again after a continue) is performed by a worker; a
+        retried attempt, at its time."""
+        messages = []
+        for event in events:
+            if isinstance(event, JobRun.TaskOperationRetryScheduled):
+                messages.append(self._perform(run, event.task_id, event.attempt, event.retry_at))
+            elif isinstance(event, JobRun.TaskStarted | JobRun.TaskResumed):
+                task = run.tasks.get(event.task.id if isinstance(event, JobRun.TaskStarted) else event.task_id)
+                if task is not None and task.operation and task.status is TaskStatus.RUNNING:
+                    messages.append(self._perform(run, task.id, task.attempts))
+        return messages
+
+    def _perform(self, run: JobRun, task_id: str, attempt: int, due_at: datetime | None = None) -> OutboxMessage:
+        return self.topics.message(str(run.id), PerformTask(str(run.id), task_id, attempt), due_at)
 
 
 def _cancels(events: Sequence[DomainEvent]) -> bool:

@@ -26,6 +26,7 @@ from app.adapters.messages import (
     FireSchedule,
     Message,
     NotifyRun,
+    PerformTask,
     TimeOutCallback,
     decode_message,
     outbox_id,
@@ -35,6 +36,7 @@ from app.faults import is_unavailable
 from app.service import JobsService
 from app.worker.executor import RunExecutor
 from app.worker.notifier import Notifier
+from app.worker.performer import TaskPerformer
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +53,13 @@ COMMIT_INTERVAL_SECONDS = 0.02
 class Dispatcher:
     """Hands each message to what handles its kind."""
 
-    def __init__(self, service: JobsService, executor: RunExecutor, notifier: Notifier) -> None:
+    def __init__(
+        self, service: JobsService, executor: RunExecutor, notifier: Notifier, performer: TaskPerformer | None = None
+    ) -> None:
         self.service = service
         self.executor = executor
         self.notifier = notifier
+        self.performer = performer or TaskPerformer(service, executor.client, executor.client.policy)
 
     async def handle(self, message: Message) -> str:
         match message:
@@ -74,12 +79,16 @@ class Dispatcher:
                 return await self.service.schedules.fire(
                     UUID(message.schedule_id), datetime.fromisoformat(message.tick_at)
                 )
+            case PerformTask():
+                return await self.performer.handle(message)
         raise TypeError(f"unknown message {message!r}")
 
     async def give_up(self, message: Message, reason: str) -> None:
         """The message was dead-lettered: a run it would have executed fails, naming why."""
         if isinstance(message, ExecuteJobRun):
             await self.service.executions.fail_unprocessable(message.run_id, message.attempt, reason)
+        elif isinstance(message, PerformTask):
+            await self.service.operations.give_up(message.run_id, message.task_id, message.attempt, reason)
 
 
 class DeadLetters:

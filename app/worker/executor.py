@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,7 +17,8 @@ from app.adapters.endpoint_client import EndpointClient, EndpointError, Endpoint
 from app.adapters.messages import ExecuteJobRun
 from app.service import JobsService
 from app.service.catalog import Target
-from domain import execution
+from app.settings import Settings
+from domain import execution, task_cache
 from domain.environments import ORGANIZATION
 from domain.event_records import EventRecord
 from domain.runs import JobRun
@@ -26,11 +28,42 @@ from domain.times import iso, iso_or_none
 log = logging.getLogger(__name__)
 
 
+RUN_CHUNK_EXECUTION_BUFFER_MS = 350  # trigger.dev's margin between the chunk limit and what the SDK is told
+# trigger.dev's defaults for an endpoint (the 2.3.18 SDK uses fixed thresholds of its own, but takes these)
+AUTO_YIELD_CONFIG = {
+    "startTaskThreshold": 750,
+    "beforeExecuteTaskThreshold": 1500,
+    "beforeCompleteTaskThreshold": 750,
+    "afterCompleteTaskThreshold": 750,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Chunking:
+    """How long one EXECUTE_JOB may run before the SDK yields, and how many bytes of completed tasks it carries."""
+
+    chunk_limit_ms: int = 60_000
+    cached_tasks_bytes: int = task_cache.EXECUTION_BUDGET_BYTES
+    endpoint_timeout_seconds: float = 300.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> "Chunking":
+        return cls(
+            settings.run_chunk_execution_limit_ms, settings.cached_tasks_bytes, settings.endpoint_timeout_seconds
+        )
+
+    @property
+    def sdk_limit_ms(self) -> int:
+        """`runChunkExecutionLimit`: the chunk limit, never past the call's own time-out, less trigger.dev's margin."""
+        return min(self.chunk_limit_ms, int(self.endpoint_timeout_seconds * 1000)) - RUN_CHUNK_EXECUTION_BUFFER_MS
+
+
 class RunExecutor:
-    def __init__(self, service: JobsService, client: EndpointClient) -> None:
+    def __init__(self, service: JobsService, client: EndpointClient, chunking: Chunking | None = None) -> None:
         self.catalog = service.catalog
         self.executions = service.executions
         self.client = client
+        self.chunking = chunking or Chunking()
         self.counts: Counter[str] = Counter()
 
     async def handle(self, message: ExecuteJobRun) -> str:
@@ -65,7 +98,8 @@ class RunExecutor:
             return started  # deferred (concurrency limit) or duplicate
         assert record is not None, f"event record {run.event_record_id} of run {run.id} is missing"
         async with self._holding_lease(run.id, message.attempt):
-            outcome, subscriptions = await self._call(target, run_job_body(run, record, target, started))
+            body = run_job_body(run, record, target, started, self.chunking)
+            outcome, subscriptions = await self._call(target, body)
         return await self.executions.finish(
             run, message.attempt, outcome, subscriptions, started, target.environment_type
         )
@@ -136,9 +170,14 @@ def _subscriptions(response: EndpointResponse) -> dict[str, bool] | None:
     return {"SUCCESS": bool(metadata.get("successSubscription")), "FAILURE": bool(metadata.get("failedSubscription"))}
 
 
-def run_job_body(run: JobRun, record: EventRecord, target: Target, started: datetime) -> dict[str, Any]:
+def run_job_body(
+    run: JobRun, record: EventRecord, target: Target, started: datetime, chunking: Chunking | None = None
+) -> dict[str, Any]:
     """The RunJobBody of an EXECUTE_JOB call."""
-    return {
+    chunking = chunking or Chunking()
+    tasks = list(run.tasks.values())
+    cached, cursor = task_cache.page(task_cache.replayable(tasks), chunking.cached_tasks_bytes)
+    body: dict[str, Any] = {
         "event": {
             "id": record.event_id,
             "name": record.name,
@@ -156,17 +195,14 @@ def run_job_body(run: JobRun, record: EventRecord, target: Target, started: date
         },
         "environment": {"id": run.environment_id, "slug": target.environment_slug, "type": target.environment_type},
         "organization": {"id": ORGANIZATION.id, "title": ORGANIZATION.title, "slug": ORGANIZATION.slug},
-        "tasks": [
-            {
-                "id": task.id,
-                "idempotencyKey": task.idempotency_key,
-                "status": task.status.value,
-                "noop": task.noop,
-                "output": task.output,
-                "parentId": task.parent_id,
-            }
-            for task in run.completed_tasks()
-        ],
+        "tasks": cached,
         "yieldedExecutions": run.yielded_keys,
         **({"source": record.source_context} if record.source_context is not None else {}),
+        "runChunkExecutionLimit": chunking.sdk_limit_ms,
+        "autoYieldConfig": AUTO_YIELD_CONFIG,
     }
+    if cursor is not None:
+        body["cachedTaskCursor"] = cursor
+    if (noop_set := task_cache.noop_set(tasks)) is not None:
+        body["noopTasksSet"] = noop_set
+    return body

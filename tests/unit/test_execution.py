@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.execution import Next, TaskRef, from_body, from_response, from_transport_failure
+from domain.execution import CompletedTask, Next, TaskRef, from_body, from_response, from_transport_failure
 from domain.status import RunStatus
 
 TASK = {"id": "t1", "status": "WAITING", "delayUntil": "2026-01-01T00:00:05.000Z"}
@@ -44,22 +44,40 @@ def test_resume_retry_and_parallel_tasks() -> None:
     assert [child.next for child in parallel.children] == [Next.RESUME]
 
 
+def test_an_io_yield_continues_as_a_new_chunk() -> None:
+    assert from_body({"status": "YIELD_EXECUTION", "key": "k"}).next is Next.YIELD
+
+
 @pytest.mark.parametrize(
     "body",
     [
-        {"status": "YIELD_EXECUTION", "key": "k"},
         {"status": "AUTO_YIELD_EXECUTION", "location": "start_task", "timeRemaining": 1, "timeElapsed": 2},
         {"status": "AUTO_YIELD_RATE_LIMIT", "reset": 1},
         {"status": "AUTO_YIELD_EXECUTION_WITH_COMPLETED_TASK", "id": "t1", "output": '{"v":5}', "data": {}},
     ],
 )
-def test_yields_continue_as_a_new_chunk(body: dict[str, object]) -> None:
-    assert from_body(body).next is Next.YIELD
+def test_auto_yields_continue_as_a_new_chunk(body: dict[str, object]) -> None:
+    assert from_body(body).next is Next.AUTO_YIELD
 
 
 def test_a_yield_with_a_completed_task_carries_it() -> None:
-    body = {"status": "AUTO_YIELD_EXECUTION_WITH_COMPLETED_TASK", "id": "t1", "output": '{"v":5}'}
-    assert from_body(body).completed_task == ("t1", '{"v":5}')
+    properties = [{"label": "l", "text": "t"}]
+    body = {
+        "status": "AUTO_YIELD_EXECUTION_WITH_COMPLETED_TASK",
+        "id": "t1",
+        "output": '{"v":5}',
+        "properties": properties,
+        "data": {"location": "before_complete_task", "timeRemaining": 300, "timeElapsed": 2400, "limit": 2650},
+    }
+    outcome = from_body(body)
+    assert outcome.completed_task == CompletedTask("t1", '{"v":5}', properties)
+    assert outcome.reason == "auto-yield at before_complete_task with a completed task"
+
+
+def test_a_rate_limited_endpoint_is_executed_again_when_the_limit_resets() -> None:
+    outcome = from_body({"status": "AUTO_YIELD_RATE_LIMIT", "reset": 1767225605000})
+    assert outcome.retry_at == datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    assert from_body({"status": "AUTO_YIELD_RATE_LIMIT", "reset": "soon"}).status is RunStatus.FAILURE
 
 
 def test_canceled() -> None:
