@@ -1,12 +1,17 @@
 """Runs the real @trigger.dev/sdk v2 endpoint of tests/compat under Node."""
 
+import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from app.settings import Settings
 
 COMPAT_DIR = Path(__file__).parent / "compat"
 COMPAT_API_KEY = "tr_dev_compat0000000000000000"
@@ -88,3 +93,26 @@ def _wait_ready(process: "subprocess.Popen[str]", timeout: float = 30.0) -> int:
         if not line and process.poll() is not None:
             raise RuntimeError(f"the Node endpoint exited with {process.returncode}")
     raise RuntimeError("the Node endpoint did not start in time")
+
+
+async def sdk(settings: Settings, *calls: list[Any]) -> list[Any]:
+    """The answers of TriggerClient methods (tests/compat/client.js), as the SDK parsed them."""
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        "client.js",
+        json.dumps(calls),
+        cwd=COMPAT_DIR,
+        env={**os.environ, "TRIGGER_API_KEY": COMPAT_API_KEY, "TRIGGER_API_URL": f"http://127.0.0.1:{settings.port}"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    answers: list[Any] = json.loads(out)
+    return answers
+
+
+async def store_client(settings: Settings, *calls: list[Any]) -> list[Any]:
+    """client.store.env of the real SDK, from outside any run: calls are [get|set|has|delete, ...arguments]."""
+    return await sdk(settings, *([f"store.env.{method}", *args] for method, *args in calls))

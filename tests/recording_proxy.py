@@ -12,6 +12,16 @@ from aiohttp import web
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
 
 
+async def serve_locally(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serves `app` on 127.0.0.1, on a free port: its runner (to clean up) and the port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server: Any = site._server  # the listening socket's port: TCPSite has no public accessor
+    return runner, server.sockets[0].getsockname()[1]
+
+
 @dataclass(frozen=True)
 class Forwarded:
     method: str
@@ -33,12 +43,7 @@ class RecordingProxy:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._session = aiohttp.ClientSession(auto_decompress=False)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server: Any = site._server  # the listening socket's port: TCPSite has no public accessor
-        self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_locally(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -81,12 +86,7 @@ class GatedPeer:
     async def __aenter__(self) -> "GatedPeer":
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._answer)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        server: Any = site._server
-        self.port = server.sockets[0].getsockname()[1]
+        self.runner, self.port = await serve_locally(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -3,7 +3,6 @@ client.cancelRunsForEvent) with the real @trigger.dev/sdk: the jobs of tests/com
 
 import asyncio
 import json
-import os
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -18,28 +17,8 @@ from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from domain.environments import EnvironmentType
 from domain.tasks import CALLBACK_TIMEOUT_OUTPUT
-from tests.compat.test_sdk_client import sdk
 from tests.helpers import count, finished, in_status, start_roles, start_test_run, stop_roles
-from tests.node_endpoint import COMPAT_API_KEY, COMPAT_DIR, NodeEndpoint
-
-
-async def store_client(settings: Settings, *calls: list[Any]) -> list[Any]:
-    """client.store.env of the real SDK, from outside any run (tests/compat/kv_client.js)."""
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        "kv_client.js",
-        json.dumps(calls),
-        cwd=COMPAT_DIR,
-        env={**os.environ, "TRIGGER_API_KEY": COMPAT_API_KEY, "TRIGGER_API_URL": f"http://127.0.0.1:{settings.port}"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    answers: list[Any] = json.loads(out)
-    return answers
-
+from tests.node_endpoint import NodeEndpoint, sdk, store_client
 
 DISPATCHERS = "/api/v1/event-dispatchers/ephemeral"
 

@@ -18,9 +18,8 @@ from app.settings import Settings
 from domain import ids
 from domain.schedules import Schedule, Spec, static_key
 from domain.times import iso
-from tests.compat.test_sdk_client import sdk
 from tests.helpers import finished, start_test_run, wait_for
-from tests.node_endpoint import NodeEndpoint
+from tests.node_endpoint import NodeEndpoint, sdk
 
 
 async def succeeded(api: httpx.AsyncClient, slug: str, payload: Any = None) -> Any:

@@ -1,34 +1,13 @@
 """The service's answers as the real @trigger.dev/sdk v2 client reads them: each parses with the SDK's own zod
 schema (a null where the SDK wants a value or nothing fails it)."""
 
-import asyncio
-import json
-import os
 from typing import Any
 
 import httpx
 
 from app.settings import Settings
 from tests.helpers import finished, start_test_run, wait_for
-from tests.node_endpoint import COMPAT_API_KEY, COMPAT_DIR
-
-
-async def sdk(settings: Settings, *calls: list[Any]) -> list[Any]:
-    """The answers of TriggerClient methods (tests/compat/client.js), as the SDK parsed them."""
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        "client.js",
-        json.dumps(calls),
-        cwd=COMPAT_DIR,
-        env={**os.environ, "TRIGGER_API_KEY": COMPAT_API_KEY, "TRIGGER_API_URL": f"http://127.0.0.1:{settings.port}"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    answers: list[Any] = json.loads(out)
-    return answers
+from tests.node_endpoint import sdk
 
 
 async def test_the_sdk_client_reads_runs_statuses_and_pages_of_runs(api: httpx.AsyncClient, settings: Settings) -> None:

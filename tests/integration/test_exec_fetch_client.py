@@ -3,13 +3,13 @@ the URL policy, credentials kept to their origin, answers within the size limit,
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 from aiohttp import web
 
 from app.adapters.endpoint_client import MAX_FETCHED_BYTES, EndpointClient, EndpointError
 from app.adapters.url_policy import UrlPolicy, parse_networks
+from tests.recording_proxy import serve_locally
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -28,12 +28,7 @@ class Target:
     async def __aenter__(self) -> "Target":
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        server: Any = site._server
-        self.port = server.sockets[0].getsockname()[1]
+        self.runner, self.port = await serve_locally(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,39 +1,19 @@
 """Auto-yields, cheap replays (cached tasks, the noop-task bloom filter) and server-performed tasks, in the
 domain (no I/O)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
 from domain import fetch_operation as ops
 from domain import policies, task_cache
 from domain.bloom import BloomFilter, hash53
-from domain.environments import EnvironmentType
 from domain.execution import from_body
-from domain.runs import JobRun, NextExecution, UnknownTask
+from domain.runs import NextExecution, UnknownTask
 from domain.status import RunStatus
 from domain.tasks import Task, TaskSpec, TaskStatus
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-LEASE = timedelta(seconds=30)
-PROD = EnvironmentType.PRODUCTION
-
-
-def started_run() -> JobRun:
-    run = JobRun(
-        id=uuid4(),
-        environment_id="e",
-        endpoint_id="p",
-        job_slug="j",
-        job_version="1",
-        event_record_id="r",
-        is_test=False,
-    )
-    run.start(1, NOW, LEASE)
-    return run
-
+from tests.unit.runs_builder import LEASE, NOW, PROD, started_run
 
 # -- auto-yield ---------------------------------------------------------------------------------------------
 

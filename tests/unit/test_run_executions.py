@@ -1,7 +1,6 @@
 """How a run moves through executions: retries, waits, yields, tasks and limits (no I/O)."""
 
-from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from datetime import timedelta
 
 from domain import policies
 from domain.environments import EnvironmentType
@@ -10,24 +9,7 @@ from domain.runs import JobRun, NextExecution
 from domain.status import RunStatus
 from domain.tasks import Task, TaskSpec
 from domain.times import iso, iso_or_none
-
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-LEASE = timedelta(seconds=30)
-PROD = EnvironmentType.PRODUCTION
-
-
-def started_run() -> JobRun:
-    run = JobRun(
-        id=uuid4(),
-        environment_id="e",
-        endpoint_id="p",
-        job_slug="j",
-        job_version="1",
-        event_record_id="r",
-        is_test=False,
-    )
-    run.start(1, NOW, LEASE)
-    return run
+from tests.unit.runs_builder import LEASE, NOW, PROD, started_run
 
 
 def sdk(task: Task) -> dict[str, object]:

@@ -13,7 +13,7 @@ from domain.key_value import MAX_VALUE_BYTES, BadKey, BadValue, check_value, par
 from domain.runs import JobRun, NextExecution
 from domain.status import RunStatus
 from domain.tasks import CALLBACK_TIMEOUT_OUTPUT, TaskSpec, TaskStatus
-from tests.unit.test_run_executions import LEASE, NOW, started_run
+from tests.unit.runs_builder import LEASE, NOW, started_run
 
 PROD = EnvironmentType.PRODUCTION
 
