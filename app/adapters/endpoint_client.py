@@ -180,7 +180,7 @@ class EndpointClient:
         }
         return await self.post(url, msgspec.json.encode(body), headers)
 
-    async def index(self, url: str, api_key: str) -> list[dict[str, Any]]:
+    async def index(self, url: str, api_key: str) -> "EndpointIndex":
         response = await self.call(url, api_key, "INDEX_ENDPOINT", {})
         if response.status_code != 200:
             # Not the body: a caller must not read a target's content through a registration.
@@ -192,7 +192,24 @@ class EndpointClient:
                 raise TypeError
         except (JsonRefused, KeyError, TypeError):
             raise EndpointError("INDEX_ENDPOINT answered without a valid `jobs` list") from None
-        return [_job_metadata(number, job) for number, job in enumerate(jobs, 1)]
+        jobs = [_job_metadata(number, job) for number, job in enumerate(jobs, 1)]
+        return EndpointIndex(jobs, _dynamic_schedule_ids(body.get("dynamicSchedules")))
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointIndex:
+    """What INDEX_ENDPOINT answered that the service keeps: the jobs' metadata and the DynamicSchedule ids."""
+
+    jobs: list[dict[str, Any]]
+    dynamic_schedules: list[str]
+
+
+def _dynamic_schedule_ids(entries: Any) -> list[str]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in entries):
+        raise EndpointError("INDEX_ENDPOINT answered a `dynamicSchedules` that is not a list of {id, jobs}")
+    return [entry["id"] for entry in entries]
 
 
 def _job_metadata(number: int, job: dict[str, Any]) -> dict[str, Any]:

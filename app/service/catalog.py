@@ -63,14 +63,22 @@ class Catalog:
         """Index the endpoint (INDEX_ENDPOINT) and record what it answered."""
         await self.url_policy.check(url, "url")
         try:
-            jobs = await self.client.index(url, env.api_key)
+            found = await self.client.index(url, env.api_key)
         except EndpointError as error:
             raise Unprocessable(f"could not index endpoint {slug!r}: {error}") from None
-        return await self.record_index(env, slug, url, jobs)
+        return await self.record_index(env, slug, url, found.jobs, found.dynamic_schedules)
 
-    async def record_index(self, env: EnvironmentInfo, slug: str, url: str, jobs: list[dict[str, Any]]) -> Endpoint:
-        """Record the jobs an index of the endpoint found, with what they declare (schedules, queues), in one
-        transaction; read again and redone when another write changed any of it first."""
+    async def record_index(
+        self,
+        env: EnvironmentInfo,
+        slug: str,
+        url: str,
+        jobs: list[dict[str, Any]],
+        dynamic_schedules: list[str] | None = None,
+    ) -> Endpoint:
+        """Record the jobs (and DynamicSchedule ids) an index of the endpoint found, with what they declare
+        (schedules, queues), in one transaction; read again and redone when another write changed any of it
+        first."""
         endpoint_id = ids.endpoint_id(str(env.id), slug)
         for _ in range(CONFLICT_RETRIES):
             endpoint = await self.store.get(endpoint_id, Endpoint)
@@ -78,7 +86,7 @@ class Catalog:
                 endpoint = Endpoint(id=endpoint_id, environment_id=str(env.id), slug=slug, url=url)
             elif endpoint.url != url:
                 endpoint.change_url(url=url)
-            endpoint.index(jobs)
+            endpoint.index(jobs, dynamic_schedules)
             events: list[DomainEvent] = list(endpoint.collect_events())
             messages: list[OutboxMessage] = []
             for hook in self.index_hooks:

@@ -113,8 +113,9 @@ class Schedules:
         except ScheduleError as error:
             raise ClientError(str(error)) from None
         endpoint = await self._endpoint(env, endpoint_slug)
-        if not any(_version(endpoint, job).dynamic_id == dynamic_id for job in endpoint.jobs):
-            raise NotFound(f"no job of endpoint {endpoint_slug!r} is attached to the DynamicSchedule {dynamic_id!r}")
+        defined = dynamic_id in endpoint.dynamic_schedules  # in the index, even with no job attached yet
+        if not defined and not any(_version(endpoint, job).dynamic_id == dynamic_id for job in endpoint.jobs):
+            raise NotFound(f"endpoint {endpoint_slug!r} defines no DynamicSchedule {dynamic_id!r}")
         key = dynamic_key(dynamic_id, registration_id)
         schedule_id = ids.schedule_id(str(env.id), key)
         for _ in range(CONFLICT_RETRIES):

@@ -45,6 +45,8 @@ function define(client, { count }) {
   });
 
   const dynamic = new DynamicSchedule(client, { id: "sched-dynamic-schedule" });
+  // Defined with no job attached: the index names it all the same, and it takes registrations.
+  new DynamicSchedule(client, { id: "sched-lonely-schedule" });
 
   client.defineJob({
     id: "sched-dynamic",

@@ -171,10 +171,11 @@ async def test_the_sdk_client_registers_and_unregisters_a_dynamic_schedule(
     api: httpx.AsyncClient, settings: Settings, compat_endpoint: NodeEndpoint
 ) -> None:
     await index(api, compat_endpoint, "compat-client")  # the endpoint client.js's TriggerClient names
-    registered, unregistered = await sdk(
+    registered, unregistered, lonely = await sdk(
         settings,
         ["registerSchedule", "sched-dynamic-schedule", "nightly", {"type": "cron", "options": {"cron": "0 2 * * *"}}],
         ["unregisterSchedule", "sched-dynamic-schedule", "nightly"],
+        ["registerSchedule", "sched-lonely-schedule", "weekly", {"type": "cron", "options": {"cron": "0 3 * * 1"}}],
     )
     assert registered == {
         "id": "nightly",
@@ -185,6 +186,8 @@ async def test_the_sdk_client_registers_and_unregisters_a_dynamic_schedule(
     assert unregistered == {"ok": True}
     info = await schedule_info(api, "dynamic:sched-dynamic-schedule:nightly")
     assert not info["active"] and info["nextTickAt"] is None
+    assert lonely["id"] == "weekly" and lonely["active"]  # a DynamicSchedule no job is attached to yet
+    assert (await schedule_info(api, "dynamic:sched-lonely-schedule:weekly"))["active"]
 
 
 async def test_a_deleted_job_starts_no_run_and_comes_back_when_indexed_enabled(

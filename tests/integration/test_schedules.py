@@ -8,10 +8,12 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from app.adapters.messages import FireSchedule, decode_message
 from app.container import Container
+from app.errors import NotFound
 from app.service.environments import EnvironmentInfo
 from app.service.writes import Topics
 from app.settings import Settings
@@ -283,6 +285,23 @@ async def test_a_tick_of_a_dynamic_schedule_runs_every_job_attached_to_it(
     assert await container.service.schedules.fire(registered.id, registered.next_tick_at) == "fired"
     jobs = await _run_jobs(container)
     assert jobs == ["per-user-0", "per-user-1"]
+
+
+async def test_a_dynamic_schedule_the_index_defines_without_jobs_takes_registrations_and_ticks_with_no_run(
+    container: Container, environment: EnvironmentInfo
+) -> None:
+    """As trigger.dev: a DynamicSchedule is in the index's `dynamicSchedules` from its definition on, before any
+    job is attached to it; one the index does not name is still unknown."""
+    await container.service.catalog.record_index(environment, ENDPOINT, URL, [], ["lonely"])
+    registered = await container.service.schedules.register(
+        environment, ENDPOINT, "lonely", "r1", EVERY_MINUTE, None, None
+    )
+    assert registered.active and registered.next_tick_at is not None
+    assert await container.service.schedules.fire(registered.id, registered.next_tick_at) == "fired"
+    assert await _run_jobs(container) == []
+    assert await count(container.engine, "events", "topic = 'jobs.EventRecord.EventRecorded'") == 1
+    with pytest.raises(NotFound, match="defines no DynamicSchedule 'unnamed'"):
+        await container.service.schedules.register(environment, ENDPOINT, "unnamed", "r1", EVERY_MINUTE, None, None)
 
 
 async def _run_jobs(container: Container) -> list[str]:

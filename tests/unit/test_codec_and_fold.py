@@ -124,3 +124,14 @@ def test_an_event_stored_in_an_older_shape_is_upcast_when_read() -> None:
     assert recorded.__dict__["sent_at"] == datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
     record = recorded.mutate(None)
     assert record.sent_at == recorded.__dict__["sent_at"]
+
+
+def test_an_index_stored_before_dynamic_schedules_were_kept_reads_back_with_none() -> None:
+    indexed_v1 = {
+        "timestamp": "2026-01-01T00:00:00.000001+00:00",
+        "originator_topic": "jobs.Endpoint",
+        "environment_id": str(uuid4()),
+        "jobs": [{"id": "j", "version": "1.0.0"}],
+    }
+    indexed = decode_event(uuid4(), 2, "jobs.Endpoint.EndpointIndexed", msgspec.json.encode(indexed_v1))
+    assert indexed.__dict__["dynamic_schedules"] == [] and indexed.__dict__["jobs"] == [{"id": "j", "version": "1.0.0"}]
