@@ -27,6 +27,8 @@
 | JOBS_DB_POOL_SIZE | 20 | database connections per process |
 | JOBS_ALLOWED_PRIVATE_NETWORKS | (none; `dev`: loopback) | private networks endpoint and callback URLs may point to |
 | JOBS_LOG_LEVEL | INFO | log level: DEBUG, INFO, WARNING, ERROR or CRITICAL |
+| JOBS_LOG_FORMAT | text | log lines as `text` or `json` (one object per line, with run, trace and request ids) |
+| JOBS_OPS_PORT | 9464 (`dev`: any free) | operations port of each role: /metrics, /healthz, /readyz (0: any free) |
 | JOBS_FAULT_RELAY_PAUSE_SECONDS | 0 | fault injection (crash tests): relay pause between publish and delete |
 | JOBS_RUN_CHUNK_EXECUTION_LIMIT_MS | 60000 | how long an EXECUTE_JOB may run before the SDK yields (at least 1000) |
 | JOBS_CACHED_TASKS_BYTES | 3500000 | completed tasks an EXECUTE_JOB carries, in bytes; the rest the SDK loads lazily |
@@ -48,12 +50,14 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Annotated, Any, Literal, Self, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 import msgspec
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PortOrAny = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
 # Heartbeats go every fifth of it, at least every 100 ms (kafka.py): below a second that leaves no margin.
 SessionTimeoutMs = Annotated[int, msgspec.Meta(ge=1000)]
@@ -69,7 +73,9 @@ TopicName = Annotated[
     ),
 ]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
 
+DEFAULT_OPS_PORT = 9464
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 _DATABASE_SCHEMES = ("postgresql+asyncpg://", "postgresql://", "postgres://")
 _FERNET_KEY_BYTES = 32
@@ -133,6 +139,12 @@ def check_networks(networks: str) -> str:
     return networks
 
 
+def check_log_format(value: str) -> str:
+    if (format_ := value.strip().lower()) not in get_args(LogFormat):
+        raise SettingsError(f"JOBS_LOG_FORMAT must be one of text, json, got {value!r}")
+    return format_
+
+
 def check_secret_keys(keys: str) -> str:
     """Each comma-separated key must decode as Fernet decodes it (never shown: it is a secret)."""
     entries = [entry.strip() for entry in keys.split(",") if entry.strip()]
@@ -160,6 +172,7 @@ _PARSERS: dict[str, Callable[[str], str]] = {
     "public_url": check_public_url,
     "allowed_private_networks": check_networks,
     "secret_key": check_secret_keys,
+    "log_format": check_log_format,
 }
 _EMPTY_IS_A_VALUE = frozenset({"allowed_private_networks"})
 
@@ -190,6 +203,8 @@ class Settings:
     endpoint_timeout_seconds: Seconds = 300.0
     db_pool_size: Count = 20
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+    ops_port: PortOrAny | None = None
     allowed_private_networks: str | None = None
     fault_relay_pause_seconds: SecondsOrOff = 0.0
     run_chunk_execution_limit_ms: ChunkMs = 60000
@@ -215,6 +230,11 @@ class Settings:
     @property
     def api_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def ops_port_or_default(self) -> int:
+        """The operations port roles listen on: JOBS_OPS_PORT, else 9464 (`dev` passes 0, a free port)."""
+        return DEFAULT_OPS_PORT if self.ops_port is None else self.ops_port
 
     @property
     def required_database_url(self) -> str:
@@ -285,7 +305,9 @@ def describe(hint: Any) -> str:
 
 
 def _unwrap(hint: Any) -> tuple[Any, msgspec.Meta]:
-    """The type under Annotated[...], and its msgspec.Meta (an empty one if it has none)."""
+    """The type under Annotated[...] (and under `| None`), and its msgspec.Meta (an empty one if it has none)."""
+    if get_origin(hint) in (Union, UnionType):
+        hint = next(arg for arg in get_args(hint) if arg is not type(None))
     if get_origin(hint) is not Annotated:
         return hint, msgspec.Meta()
     base, *extras = get_args(hint)
