@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 RUNTIME_INSTALLED := $(VENV)/.runtime-installed
 DEV_INSTALLED := $(VENV)/.dev-installed
 NODE_INSTALLED := tests/compat/node_modules/.installed
+PROMTOOL := $(BIN)/promtool
 # Each lock keeps the pins it has unless pyproject.toml asks otherwise; `make lock LOCK_FLAGS=--upgrade` moves
 # every pin to the newest release allowed. Each lock is constrained by the one before, so they agree.
 LOCK_FLAGS ?=
@@ -17,7 +18,7 @@ COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-ver
 dev: $(RUNTIME_INSTALLED)
 	$(BIN)/jobs-service dev
 
-test: $(DEV_INSTALLED) $(NODE_INSTALLED)
+test: $(DEV_INSTALLED) $(NODE_INSTALLED) $(PROMTOOL)
 	$(BIN)/pytest
 
 bench: $(DEV_INSTALLED)
@@ -32,7 +33,7 @@ lint: $(DEV_INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-install: $(DEV_INSTALLED) $(NODE_INSTALLED)
+install: $(DEV_INSTALLED) $(NODE_INSTALLED) $(PROMTOOL)
 
 lock: $(BIN)/uv
 	$(COMPILE) -o requirements/base.lock
@@ -60,6 +61,17 @@ $(DEV_INSTALLED): requirements/dev.lock $(RUNTIME_INSTALLED)
 $(NODE_INSTALLED): tests/compat/package.json tests/compat/package-lock.json
 	npm ci --prefix tests/compat --no-audit --no-fund --loglevel=error
 	touch $@
+
+# promtool (tests/integration/test_observability_config.py checks deploy/prometheus with it): the one on PATH if
+# there is one, else the binary alone out of Debian's `prometheus` package (installing the package would start a
+# Prometheus server and pull in its web assets).
+$(PROMTOOL): | $(BIN)/python
+	@if command -v promtool >/dev/null; then ln -sf "$$(command -v promtool)" $@; else \
+		dir=$$(mktemp -d) && cd $$dir && chmod 755 . && \
+		{ apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; } && \
+		dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && \
+		mv usr/bin/promtool $(abspath $@) && cd / && rm -rf $$dir; fi
+	$@ --version | head -1
 
 clean:
 	rm -rf $(VENV) tests/compat/node_modules .jobs-data
