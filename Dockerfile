@@ -35,7 +35,7 @@ RUN pip install --no-cache-dir --no-deps . \
 WORKDIR /home/jobs
 USER 10001:10001
 
-EXPOSE 8000
+EXPOSE 8000 9464
 
 ENTRYPOINT ["jobs-service"]
 CMD ["all"]
