@@ -67,7 +67,7 @@ $(NODE_INSTALLED): tests/compat/package.json tests/compat/package-lock.json
 # Prometheus server and pull in its web assets).
 $(PROMTOOL): | $(BIN)/python
 	@if command -v promtool >/dev/null; then ln -sf "$$(command -v promtool)" $@; else \
-		dir=$$(mktemp -d) && cd $$dir && chmod 755 . && \
+		dir=$$(mktemp -d) && cd $$dir && \
 		{ apt-get download prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get download prometheus; }; } && \
 		dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && \
 		mv usr/bin/promtool $(abspath $@) && cd / && rm -rf $$dir; fi
