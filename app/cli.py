@@ -4,13 +4,13 @@ import argparse
 import asyncio
 import gc
 import importlib.metadata
-import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from app import event_loop
+from app.observability import logs, tracing
 from app.settings import Settings, SettingsError, is_port
 
 
@@ -265,9 +265,8 @@ def _settings_or_exit() -> Settings:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = _settings_or_exit()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("aiokafka", "alembic", "aiohttp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(settings.log_level, settings.log_format, args.command)
+    tracing.configure(args.command)
     from app.errors import ClientError
 
     try:
@@ -280,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print("jobs-service: the embedded services need `pip install 'jobs-service[embedded]'`", file=sys.stderr)
         sys.exit(1)
+    finally:
+        tracing.shutdown()  # export the spans still held
 
 
 if __name__ == "__main__":

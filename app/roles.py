@@ -57,6 +57,7 @@ async def run_roles(
                     host=settings.host,
                     port=settings.port,
                     log_level="warning",
+                    log_config=None,  # its loggers go through the service's handler (app/observability/logs.py)
                     http=LimitedHttpToolsProtocol,
                     access_log=False,
                     lifespan="off",

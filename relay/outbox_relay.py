@@ -9,6 +9,8 @@ from aiokafka import AIOKafkaProducer
 
 from app.adapters.outbox import Outbox, Published
 from app.adapters.topic_ring import TopicRing
+from app.observability import tracing
+from app.observability.logs import Failures
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.published = 0
         self._wake = asyncio.Event()
+        self.failures = Failures(log, "outbox relay: publishing", traceback=True)
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch of due rows; returns how many were published."""
@@ -38,16 +41,24 @@ class OutboxRelay:
             if not claim.rows:
                 return 0
             now = time.time()  # one slot of the ring for the whole batch
-            sent = [
-                await self.producer.send(
-                    self.ring.current(row.topic, now),
-                    value=row.value,
-                    key=row.key.encode(),
-                    headers=_headers(row.id, row.headers),
-                )
-                for row in claim.rows
-            ]
-            acked = await asyncio.gather(*sent)
+            spans = tracing.publishing([row.headers for row in claim.rows], [row.topic for row in claim.rows])
+            try:
+                sent = [
+                    await self.producer.send(
+                        self.ring.current(row.topic, now),
+                        value=row.value,
+                        key=row.key.encode(),
+                        headers=_headers(row.id, row.headers if spans is None else spans.headers(i, row.headers)),
+                    )
+                    for i, row in enumerate(claim.rows)
+                ]
+                acked = await asyncio.gather(*sent)
+            except BaseException as error:
+                if spans is not None:
+                    spans.end(error)
+                raise
+            if spans is not None:
+                spans.end()
             if self.pause_after_publish:
                 await asyncio.sleep(self.pause_after_publish)  # fault injection: a crash here duplicates
             await claim.published(
@@ -64,11 +75,13 @@ class OutboxRelay:
             while True:
                 self._wake.clear()
                 try:
-                    if await self.publish_batch() == self.batch_size:
-                        continue
-                except Exception:
-                    log.exception("outbox relay: publishing failed; retrying in %.1fs", self.poll_seconds)
+                    published = await self.publish_batch()
+                except Exception as error:
+                    self.failures.failed(error, self.poll_seconds)
                     await asyncio.sleep(self.poll_seconds)
+                    continue
+                self.failures.succeeded()
+                if published == self.batch_size:
                     continue
                 idle = await self._idle_seconds()
                 try:

@@ -16,9 +16,12 @@ import aiohttp
 import msgspec
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
+from opentelemetry.trace import SpanKind
 
 from app.adapters.json_limits import JsonRefused, decode_untrusted
 from app.adapters.url_policy import UrlPolicy
+from app.observability import tracing
+from app.observability.calls import timed_call
 
 PROTOCOL_VERSION = "2023-11-01"
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -98,6 +101,18 @@ class EndpointClient:
             self._session = None
 
     async def post(self, url: str, content: bytes, headers: Mapping[str, str]) -> EndpointResponse:
+        """POST to an endpoint or a callback URL, in a client span of the current trace (its `traceparent`
+        sent), timed by outcome."""
+        action = headers.get("x-trigger-action") or "callback"
+        with tracing.span(f"POST {action}", SpanKind.CLIENT, {"http.request.method": "POST", "jobs.action": action}):
+            with timed_call() as call:
+                response = await self._post(
+                    url, content, {**headers, tracing.TRACEPARENT: tracing.outgoing_traceparent()}
+                )
+                call.answered(response.status_code)
+                return response
+
+    async def _post(self, url: str, content: bytes, headers: Mapping[str, str]) -> EndpointResponse:
         self._refuse_literal_host(url)
         try:
             async with self._http().post(url, data=content, headers=headers, allow_redirects=False) as response:

@@ -11,6 +11,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from app.adapters.messages import dead_letter_topic, lane_topics, outbox_id
 from app.adapters.topic_ring import TopicRing
+from app.observability.logs import Failures
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,15 @@ class OffsetsReader:
 
 async def keep_topics(settings: Settings, interval_seconds: float = 5.0) -> None:
     """Create the topics again whenever they are gone (a broker that keeps nothing restarted)."""
+    failures = Failures(log, "checking the topics")
     while True:
         await asyncio.sleep(interval_seconds)
         try:
             await ensure_topics(settings)
         except Exception as error:
-            log.warning("could not check the topics: %s", error)
+            failures.failed(error, interval_seconds)
+        else:
+            failures.succeeded()
 
 
 async def ensure_topics(settings: Settings) -> None:

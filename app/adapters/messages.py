@@ -6,6 +6,7 @@ from datetime import datetime
 import msgspec
 
 from app.adapters.store import OutboxMessage
+from app.observability import tracing
 
 
 class ExecuteJobRun(msgspec.Struct, frozen=True, tag_field="type", tag="ExecuteJobRun"):
@@ -95,9 +96,18 @@ def lane_topic(base: str, priority: int) -> str:
 def outbox_message(
     topic: str, key: str, message: Message, due_at: datetime | None = None, headers: dict[str, str] | None = None
 ) -> OutboxMessage:
-    return OutboxMessage(
-        topic, key, encode_message(message), {"type": type(message).__name__, **(headers or {})}, due_at
-    )
+    """The row of a message, carrying on the current trace context (`traceparent`)."""
+    row_headers = {"type": type(message).__name__, **(headers or {})}
+    if (context := tracing.traceparent()) is not None:
+        row_headers[tracing.TRACEPARENT] = context
+    return OutboxMessage(topic, key, encode_message(message), row_headers, due_at)
+
+
+def record_header(headers: Sequence[tuple[str, bytes]] | None, wanted: str) -> bytes | None:
+    for name, value in headers or ():
+        if name == wanted:
+            return value
+    return None
 
 
 def outbox_id(headers: Sequence[tuple[str, bytes]] | None) -> int | None:

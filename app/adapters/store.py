@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.adapters.coalesce import Coalescer
 from app.adapters.codec import DomainEvent, decode_event, encode_event
 from app.adapters.group_commit import Write, group_commit
+from app.observability import tracing
 from projections.apply import apply_live
 from projections.registry import changes_for
 
@@ -177,8 +178,9 @@ class EventStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
-        async with self.engine.begin() as conn:
-            yield UnitOfWork(conn)
+        with tracing.span("db transaction", attributes={"db.system": "postgresql"}):
+            async with self.engine.begin() as conn:
+                yield UnitOfWork(conn)
 
     async def save(self, *aggregates: Aggregate) -> list[DomainEvent]:
         async with self.transaction() as uow:
@@ -187,7 +189,8 @@ class EventStore:
     async def commit(self, events: Sequence[DomainEvent], messages: Sequence[OutboxMessage] = ()) -> None:
         """Append the events and enqueue the messages atomically, in a transaction shared with other
         concurrent commits of this process (see app.adapters.group_commit)."""
-        await self._commits(Write(events, messages))
+        with tracing.span("db commit", attributes={"db.system": "postgresql", "jobs.events": len(events)}):
+            await self._commits(Write(events, messages))
 
     async def load_events(self, aggregate_id: UUID, conn: AsyncConnection | None = None) -> list[DomainEvent]:
         """The aggregate's events; outside a transaction, concurrent loads share one query."""

@@ -28,6 +28,7 @@ from app.api.common import (
     validation_error,
     write_conflict,
 )
+from app.api.observe import Observe
 from app.api.requests import LimitedRequest, refuse_nul_in_url
 from app.container import Container
 from app.errors import ClientError
@@ -69,7 +70,9 @@ OPENAPI = OpenAPIConfig(
 
 
 def create_app(container: Container) -> Litestar:
-    return _app(Provide(_provider(container.service)), Provide(_provider(container.readiness)))
+    app = _app(Provide(_provider(container.service)), Provide(_provider(container.readiness)))
+    app.asgi_handler = Observe(app.asgi_handler)  # around the router and the error handlers: sees every answer
+    return app
 
 
 def openapi_document() -> str:

@@ -42,6 +42,7 @@ class ErrorAnswer(msgspec.Struct):
     status: RunStatus | UnsetType = UNSET  # a refused transition: the run's status
     errors: list[Any] | dict[str, Any] | UnsetType = UNSET  # a body that does not match its schema: what does not
     run_id: str | UnsetType = msgspec.field(default=UNSET, name="runId")  # a reused Idempotency-Key: its run
+    request_id: str | UnsetType = msgspec.field(default=UNSET, name="requestId")  # a 5xx: the X-Request-ID
 
 
 # -- health ---------------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from app.adapters.store import ConcurrencyConflict
 from app.api.answers import ErrorAnswer
 from app.errors import ClientError, NotFound
 from app.faults import is_unavailable
+from app.observability import logs
+from app.observability.logs import Throttled
 from app.service import JobsService
 from app.service.environments import EnvironmentInfo
 from domain.status import InvalidTransition
@@ -25,6 +27,7 @@ from domain.status import InvalidTransition
 log = logging.getLogger(__name__)
 
 AnyRequest = Request[Any, Any, State]
+_unavailable = Throttled(log, "database unavailable: the API answers 503")
 
 
 Service = NamedDependency[JobsService]
@@ -89,8 +92,11 @@ def parse_instant(text: str, field: str) -> datetime:
 
 
 def error_response(status_code: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    """An ErrorAnswer, as a dict: a ClientError may carry any extra field."""
+    """An ErrorAnswer, as a dict: a ClientError may carry any extra field. A 5xx names the request's id, which
+    its log lines carry."""
     body = {"message": message, "error": message, "status_code": status_code, "detail": message, **extra}
+    if status_code >= 500 and (request_id := logs.request_id.get()) is not None:
+        body["requestId"] = request_id
     return Response(body, status_code=status_code)
 
 
@@ -121,7 +127,7 @@ def http_error(_: AnyRequest, error: HTTPException) -> Response[dict[str, Any]]:
 def database_error(request: AnyRequest, error: Exception) -> Response[dict[str, Any]]:
     """503 only when the database cannot be reached: a client told to retry must have a reason to."""
     if is_unavailable(error):
-        log.warning("database unavailable: %s", error)
+        _unavailable.failed(error)
         return error_response(503, "the database is unavailable; try again shortly")
     if isinstance(error, DataError):
         return error_response(400, "the request holds a value the database cannot store")

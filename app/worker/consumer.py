@@ -33,6 +33,7 @@ from app.adapters.messages import (
 )
 from app.adapters.topic_ring import TopicRing
 from app.faults import is_unavailable
+from app.observability.handling import Handling
 from app.service import JobsService
 from app.worker.executor import RunExecutor
 from app.worker.notifier import Notifier
@@ -251,6 +252,12 @@ class Worker:
             self.malformed += 1
             log.error("malformed message at %s goes to the dead-letter topic: %s", _where(record), error)
             return await self._dead_letter(record, None, f"malformed: {error}")
+        with Handling(record.headers, message):
+            return await self._handle_message(partition, state, record, message)
+
+    async def _handle_message(
+        self, partition: TopicPartition, state: _Partition, record: ConsumerRecord[Any, Any], message: Message
+    ) -> bool:
         failures, waits = 0, 0
         try:
             while True:

@@ -22,6 +22,7 @@ from aiokafka import TopicPartition
 
 from app.adapters.kafka import OffsetsReader, PartitionOffsets
 from app.adapters.outbox import Outbox
+from app.observability.logs import Failures
 from app.service import JobsService
 
 log = logging.getLogger(__name__)
@@ -52,13 +53,16 @@ class Rescuer:
         self.rescued = 0
         self.requeued = 0
         self.republished = 0
+        self.failures = Failures(log, "rescuer: a sweep")
 
     async def run(self) -> None:
         while True:
             try:
                 await self.sweep()
             except Exception as error:
-                log.warning("rescuer: sweep failed (%s); trying again in %.1fs", error, self.interval)
+                self.failures.failed(error, self.interval)
+            else:
+                self.failures.succeeded()
             await asyncio.sleep(self.interval)
 
     async def sweep(self) -> None:

@@ -9,6 +9,7 @@ from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionErro
 
 from app.adapters.outbox import Outbox
 from app.adapters.topic_ring import RING_SLOTS, TopicRing
+from app.observability.logs import Failures
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,14 @@ class RingKeeper:
         await self._admin.close()
 
     async def run(self) -> None:
+        failures = Failures(log, "topic ring: emptying a slot")
         while True:
             try:
                 await self.tick()
             except Exception as error:
-                log.warning("topic ring: could not empty a slot (%s); trying again", error)
+                failures.failed(error, self.ring.period_seconds / 8)
+            else:
+                failures.succeeded()
             await asyncio.sleep(self.ring.period_seconds / 8)
 
     async def tick(self) -> None:
