@@ -3,7 +3,7 @@ path, trigger action, body size), put between the service and the SDK endpoint o
 measure what crosses; and a target that holds its answers until told to give them."""
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -29,6 +29,7 @@ class Forwarded:
     action: str | None  # x-trigger-action
     request_bytes: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
 
 class RecordingProxy:
@@ -61,7 +62,14 @@ class RecordingProxy:
         assert self._session is not None
         body = await request.read()
         self.requests.append(
-            Forwarded(request.method, request.path, request.headers.get("x-trigger-action"), len(body), body)
+            Forwarded(
+                request.method,
+                request.path,
+                request.headers.get("x-trigger-action"),
+                len(body),
+                body,
+                {name.lower(): value for name, value in request.headers.items()},
+            )
         )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         async with self._session.request(

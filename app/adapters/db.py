@@ -28,6 +28,7 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         pool_timeout=5,
         # Fail fast when the database is down: callers answer 503 instead of hanging.
         connect_args={"timeout": 5, "command_timeout": 60},
+        hide_parameters=True,  # an error's text (logged) must not quote the values: payloads, sealed keys
         json_serializer=_dumps,
         json_deserializer=decode_stored,
     )

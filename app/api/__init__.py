@@ -110,5 +110,6 @@ def _app(service: Provide, readiness: Provide) -> Litestar:
         openapi_config=OPENAPI,
         request_max_body_size=MAX_BODY_BYTES,
         request_class=LimitedRequest,
+        logging_config=None,  # the process's own (app/observability/logs.py): Litestar's would replace the root's
         before_request=refuse_nul_in_url,
     )

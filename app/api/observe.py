@@ -72,7 +72,7 @@ class Observe:
         request = (sane_request_id(incoming_id) if incoming_id is not None else None) or new_request_id()
         echoed = (REQUEST_ID_HEADER, request.encode())
         method = scope["method"] if scope["method"] in METHODS else "other"
-        status, route = 500, UNMATCHED
+        status = 500
 
         async def answer(message: Message) -> None:
             nonlocal status
@@ -88,14 +88,15 @@ class Observe:
                     await self.app(scope, receive, answer)
                 finally:
                     route = scope.get("path_template") or UNMATCHED
-                    if span is not None and not isinstance(span, tracing.TraceParent):
+                    seconds = time.perf_counter() - started
+                    self.metrics.observe(method, route, status, seconds)
+                    if access_log.isEnabledFor(logging.INFO):
+                        fields = {"method": method, "route": route, "status": status}
+                        fields["duration_ms"] = round(seconds * 1000, 2)
+                        access_log.info("%s %s %d", method, route, status, extra={"fields": fields})
+                    if not isinstance(span, tracing.TraceParent):
                         _describe(span, method, route, status)
         finally:
-            seconds = time.perf_counter() - started
-            self.metrics.observe(method, route, status, seconds)
-            if access_log.isEnabledFor(logging.INFO):
-                fields = {"method": method, "route": route, "status": status, "duration_ms": round(seconds * 1000, 2)}
-                access_log.info("%s %s %d", method, route, status, extra={"fields": fields})
             logs.request_id.reset(token)
 
 

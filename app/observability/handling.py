@@ -20,7 +20,8 @@ class Handling:
                 break
         kind = type(message).__name__
         run_id: str | None = getattr(message, "run_id", None)
-        attempt: int | None = getattr(message, "attempt", None)
+        # only an execution's attempt is the run's (a notification's or a task's counts their own tries)
+        attempt: int | None = message.attempt if kind == "ExecuteJobRun" else None
         attributes: dict[str, str | int] | None = None
         if tracing.exporting():
             attributes = {"messaging.system": "kafka", "jobs.message_type": kind}

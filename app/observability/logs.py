@@ -82,6 +82,7 @@ def setup(level: str, format_: str, role: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(True)  # Python's warnings too, as lines of the same format
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # An access log in json only (at INFO: JOBS_LOG_LEVEL=WARNING leaves it out too).
@@ -90,6 +91,12 @@ def setup(level: str, format_: str, role: str) -> None:
 
 def access_log_enabled() -> bool:
     return logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+
+
+def brief(error: BaseException) -> str:
+    """An error in one line: a database error's driver error, without the statement SQLAlchemy quotes."""
+    cause = getattr(error, "orig", None) or error
+    return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}".rstrip(": ")
 
 
 class Failures:
@@ -106,7 +113,7 @@ class Failures:
     def failed(self, error: BaseException, retry_seconds: float) -> None:
         self.count += 1
         if self.error is None:
-            self.error = f"{type(error).__name__}: {error}"
+            self.error = brief(error)
             self.logger.warning(
                 "%s failed (%s); retrying every %.1fs", self.what, self.error, retry_seconds,
                 exc_info=error if self.traceback else None,
@@ -133,5 +140,5 @@ class Throttled:
         self.since += 1
         now = time.monotonic()
         if now - self.logged_at >= self.every:
-            self.logger.warning("%s (%d times since the last line): %s", self.what, self.since, error)
+            self.logger.warning("%s (%d times since the last line): %s", self.what, self.since, brief(error))
             self.logged_at, self.since = now, 0
