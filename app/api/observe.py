@@ -22,14 +22,14 @@ access_log = logging.getLogger(logs.ACCESS_LOGGER)
 
 
 def sane_request_id(value: bytes) -> str | None:
-    """A caller's request id, when it is 1 to 128 printable ASCII characters."""
-    if not 0 < len(value) <= MAX_REQUEST_ID or not all(32 < byte < 127 for byte in value):
+    """A caller's request id, when it is 1 to 128 printable ASCII characters (no space)."""
+    if not 0 < len(value) <= MAX_REQUEST_ID or not value.isascii():
         return None
-    return value.decode("ascii")
+    text = value.decode("ascii")
+    return text if text.isprintable() and " " not in text else None
 
 
-def new_request_id() -> str:
-    return tracing.new_span_id() + tracing.new_span_id()
+new_request_id = tracing.new_id
 
 
 class _Metrics:

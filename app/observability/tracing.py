@@ -11,12 +11,12 @@ and the ids come from them.
 import logging
 import os
 import random
+import re
 import socket
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 TRACEPARENT = "traceparent"
 DEFAULT_SERVICE_NAME = "jobs-service"
-_HEX = frozenset("0123456789abcdef")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _random = random.Random()  # ids need to be unique, not secret: seeded from os.urandom, ten times faster
@@ -33,8 +32,7 @@ _NOTHING = nullcontext()
 Attributes = Mapping[str, str | int | float | bool]
 
 
-@dataclass(frozen=True, slots=True)
-class TraceParent:
+class TraceParent(NamedTuple):
     """A `traceparent`: the trace, the span that is the parent of what comes next, and whether it is sampled."""
 
     trace_id: str  # 32 lowercase hex digits, not all zero
@@ -58,9 +56,18 @@ def new_trace() -> TraceParent:
     return TraceParent(f"{_random.getrandbits(128) or 1:032x}", new_span_id())
 
 
+def new_id() -> str:
+    """32 random hex digits (a request id)."""
+    return f"{_random.getrandbits(128):032x}"
+
+
+# version 00 is exactly this; a later version may append "-..." fields (W3C Trace Context, level 1)
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+
+
 def parse_traceparent(value: str | bytes | None) -> TraceParent | None:
-    """The context of a `traceparent` header, or None when it is absent or malformed (W3C Trace Context: a
-    future version may append fields; version ff, all-zero ids and uppercase hex are invalid)."""
+    """The context of a `traceparent` header, or None when it is absent or malformed (W3C Trace Context:
+    version ff, all-zero ids and uppercase hex are invalid; version 00 has no further fields)."""
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -68,15 +75,11 @@ def parse_traceparent(value: str | bytes | None) -> TraceParent | None:
             value = value.decode("ascii")
         except UnicodeDecodeError:
             return None
-    value = value.strip()
-    if len(value) < 55 or (len(value) > 55 and (value[55] != "-" or value[:2] == "00")):
+    match = _TRACEPARENT.fullmatch(value.strip())
+    if match is None:
         return None
-    version, trace_id, span_id, flags = value[:2], value[3:35], value[36:52], value[53:55]
-    if value[2] != "-" or value[35] != "-" or value[52] != "-" or version == "ff":
-        return None
-    if not _HEX.issuperset(version + trace_id + span_id + flags):
-        return None
-    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+    version, trace_id, span_id, flags, more = match.groups()
+    if version == "ff" or (version == "00" and more) or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return None
     return TraceParent(trace_id, span_id, bool(int(flags, 16) & 1))
 
