@@ -39,6 +39,11 @@ Every variable is checked once, at start-up: a bad value stops the command with 
 true/false also take 1/0, yes/no and on/off. An empty variable counts as unset, except
 JOBS_ALLOWED_PRIVATE_NETWORKS, where it allows no private network at all (even under `dev`).
 
+Traces: the standard OpenTelemetry variables, read by its SDK, not here. Spans are exported (OTLP over
+HTTP/protobuf) when OTEL_TRACES_EXPORTER=otlp or OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+is set, unless OTEL_SDK_DISABLED=true; OTEL_SERVICE_NAME (default jobs-service), OTEL_TRACES_SAMPLER(_ARG) and
+OTEL_BSP_* apply as the SDK documents them. Without them, `traceparent` is still carried end to end.
+
 JOBS_SECRET_KEY: `jobs-service secrets generate-key` makes a key; api, relay, worker and all refuse to start
 without one. To rotate, give every process `new,old`, run `jobs-service secrets rotate`, then drop `old`.
 """
