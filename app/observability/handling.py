@@ -8,17 +8,20 @@ from opentelemetry.trace import SpanKind
 
 from app.observability import logs, tracing
 
+NEW_TRACE_EACH = frozenset({"FireSchedule"})  # messages that start a trace of their own
+
 
 class Handling:
     __slots__ = ("_run", "_token", "_trace")
 
     def __init__(self, headers: Sequence[tuple[str, bytes]] | None, message: Any) -> None:
+        kind = type(message).__name__
         parent = None
-        for name, value in headers or ():
+        # Each schedule tick writes the next: continued, one trace would grow for as long as the schedule lives.
+        for name, value in headers or () if kind not in NEW_TRACE_EACH else ():
             if name == tracing.TRACEPARENT:
                 parent = value
                 break
-        kind = type(message).__name__
         run_id: str | None = getattr(message, "run_id", None)
         # only an execution's attempt is the run's (a notification's or a task's counts their own tries)
         attempt: int | None = message.attempt if kind == "ExecuteJobRun" else None

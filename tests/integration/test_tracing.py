@@ -98,8 +98,8 @@ async def test_one_trace_covers_the_request_the_relay_the_worker_and_the_endpoin
     assert {span.resource["service.name"] for span in spans} == {"jobs-under-test"}
     assert {span.role for span in spans} >= {"api", "relay", "worker"}
     by_id = {span.span_id: span for span in spans}
-    (server,) = [s for s in spans if s.kind == Span.SPAN_KIND_SERVER]
-    assert server.parent_span_id == CALLER_SPAN  # the caller's span goes on in the API
+    (server,) = [s for s in spans if s.parent_span_id == CALLER_SPAN]  # the caller's span goes on in the API
+    assert (server.kind, server.role) == (Span.SPAN_KIND_SERVER, "api")
     assert server.attributes["http.route"] == "/api/v1/jobs/{job_slug}/test"
     for span in spans:  # one tree: every span hangs from another of the trace, or from the caller's
         assert span.parent_span_id in by_id or span.span_id == server.span_id, span

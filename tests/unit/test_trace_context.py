@@ -136,3 +136,22 @@ def test_a_repeated_failure_is_logged_when_it_starts_and_when_it_ends(caplog: py
         "publishing failed (ConnectionRefusedError: refused); retrying every 0.5s",
         "publishing recovered after 50 failures (ConnectionRefusedError: refused)",
     ]
+
+
+def test_a_worker_handles_a_message_in_its_trace_but_a_schedule_tick_starts_one() -> None:
+    from app.adapters.messages import ExecuteJobRun, FireSchedule, NotifyRun
+    from app.observability.handling import Handling
+
+    headers = [("id", b"7"), ("traceparent", VALID.encode())]
+    formatter = logs.JsonFormatter("worker")
+    record = logging.LogRecord("w", logging.INFO, __file__, 1, "handling", (), None)
+    with Handling(headers, ExecuteJobRun("run-9", "record-3", "job", "1", attempt=2)):
+        assert tracing.trace_id() == "4bf92f3577b34da6a3ce929d0e0e4736"
+        line = json.loads(formatter.format(record))
+        assert (line["run_id"], line["event_id"], line["attempt"]) == ("run-9", "record-3", 2)
+    with Handling(headers, NotifyRun("run-9", "endpoint", attempt=4)):
+        line = json.loads(formatter.format(record))
+        assert line["run_id"] == "run-9" and "attempt" not in line  # a notification's try is not the run's attempt
+    with Handling(headers, FireSchedule("schedule-1", "2026-01-01T00:00:00+00:00")):
+        assert tracing.trace_id() not in (None, "4bf92f3577b34da6a3ce929d0e0e4736")
+    assert tracing.current() is None and "run_id" not in json.loads(formatter.format(record))
