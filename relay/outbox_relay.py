@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.adapters.outbox import Outbox, Published
 from app.adapters.topic_ring import TopicRing
+from app.faults import is_unavailable
 from app.observability import tracing
 from app.observability.logs import Failures
 
@@ -33,7 +34,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.published = 0
         self._wake = asyncio.Event()
-        self.failures = Failures(log, "outbox relay: publishing", traceback=True)
+        self.failures = Failures(log, "outbox relay: publishing")
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch of due rows; returns how many were published."""
@@ -77,7 +78,7 @@ class OutboxRelay:
                 try:
                     published = await self.publish_batch()
                 except Exception as error:
-                    self.failures.failed(error, self.poll_seconds)
+                    self.failures.failed(error, self.poll_seconds, traceback=not is_unavailable(error))
                     await asyncio.sleep(self.poll_seconds)
                     continue
                 self.failures.succeeded()

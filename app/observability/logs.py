@@ -101,22 +101,22 @@ def brief(error: BaseException) -> str:
 
 class Failures:
     """A failure that repeats while a dependency is away is logged twice: when it starts (with its traceback
-    when `traceback`) and when it is over, with how often it happened; not at every retry."""
+    when asked: not for an outage, which it does not explain) and when it is over, with how often it happened;
+    not at every retry."""
 
-    def __init__(self, logger: logging.Logger, what: str, traceback: bool = False) -> None:
+    def __init__(self, logger: logging.Logger, what: str) -> None:
         self.logger = logger
         self.what = what
-        self.traceback = traceback
         self.error: str | None = None
         self.count = 0
 
-    def failed(self, error: BaseException, retry_seconds: float) -> None:
+    def failed(self, error: BaseException, retry_seconds: float, traceback: bool = False) -> None:
         self.count += 1
         if self.error is None:
             self.error = brief(error)
             self.logger.warning(
                 "%s failed (%s); retrying every %.1fs", self.what, self.error, retry_seconds,
-                exc_info=error if self.traceback else None,
+                exc_info=error if traceback else None,
             )  # fmt: skip
 
     def succeeded(self) -> None:
