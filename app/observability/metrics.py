@@ -23,7 +23,7 @@ RUN_EXECUTION = Histogram(
 )
 ENDPOINT_REQUEST_DURATION = Histogram(
     "jobs_endpoint_request_duration_seconds",
-    "Calls to users' endpoints, by outcome (ok, error, timeout, refused)",
+    "Calls to users' endpoints and callback URLs, by outcome (ok, error, timeout, refused, unreachable)",
     ["outcome"],
     buckets=LATENCY_BUCKETS,
 )
