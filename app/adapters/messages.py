@@ -103,13 +103,6 @@ def outbox_message(
     return OutboxMessage(topic, key, encode_message(message), row_headers, due_at)
 
 
-def record_header(headers: Sequence[tuple[str, bytes]] | None, wanted: str) -> bytes | None:
-    for name, value in headers or ():
-        if name == wanted:
-            return value
-    return None
-
-
 def outbox_id(headers: Sequence[tuple[str, bytes]] | None) -> int | None:
     """The id of the outbox row a record was published from (its `id` header)."""
     for name, value in headers or ():

@@ -19,7 +19,6 @@ from app.api.answers import ErrorAnswer
 from app.errors import ClientError, NotFound
 from app.faults import is_unavailable
 from app.observability import logs
-from app.observability.logs import Throttled
 from app.service import JobsService
 from app.service.environments import EnvironmentInfo
 from domain.status import InvalidTransition
@@ -27,7 +26,7 @@ from domain.status import InvalidTransition
 log = logging.getLogger(__name__)
 
 AnyRequest = Request[Any, Any, State]
-_unavailable = Throttled(log, "database unavailable: the API answers 503")
+_unavailable = logs.Throttled(log, "database unavailable: the API answers 503")
 
 
 Service = NamedDependency[JobsService]
