@@ -7,6 +7,7 @@ RUNTIME_INSTALLED := $(VENV)/.runtime-installed
 DEV_INSTALLED := $(VENV)/.dev-installed
 NODE_INSTALLED := tests/compat/node_modules/.installed
 PROMTOOL := $(BIN)/promtool
+CHROMIUM := /usr/bin/chromium
 # Each lock keeps the pins it has unless pyproject.toml asks otherwise; `make lock LOCK_FLAGS=--upgrade` moves
 # every pin to the newest release allowed. Each lock is constrained by the one before, so they agree.
 LOCK_FLAGS ?=
@@ -18,7 +19,7 @@ COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --universal --python-ver
 dev: $(RUNTIME_INSTALLED)
 	$(BIN)/jobs-service dev
 
-test: $(DEV_INSTALLED) $(NODE_INSTALLED) $(PROMTOOL)
+test: $(DEV_INSTALLED) $(NODE_INSTALLED) $(PROMTOOL) $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: $(DEV_INSTALLED)
@@ -33,7 +34,7 @@ lint: $(DEV_INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-install: $(DEV_INSTALLED) $(NODE_INSTALLED) $(PROMTOOL)
+install: $(DEV_INSTALLED) $(NODE_INSTALLED) $(PROMTOOL) $(CHROMIUM)
 
 lock: $(BIN)/uv
 	$(COMPILE) -o requirements/base.lock
@@ -72,6 +73,13 @@ $(PROMTOOL): | $(BIN)/python
 		dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && \
 		mv usr/bin/promtool $(abspath $@) && cd / && rm -rf $$dir; fi
 	$@ --version | head -1
+
+# The browser the dashboard's tests drive (Playwright cannot download its own here): Debian's, installed as root
+# (as CI runs) when missing.
+$(CHROMIUM):
+	@export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	$@ --version
 
 clean:
 	rm -rf $(VENV) tests/compat/node_modules .jobs-data
