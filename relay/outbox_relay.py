@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from app.adapters.outbox import Outbox, Published
 from app.adapters.topic_ring import TopicRing
+from app.observability import record as observed
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class OutboxRelay:
                 ]
             )
         self.published += len(claim.rows)
+        observed.published(row.topic for row in claim.rows)
         return len(claim.rows)
 
     async def run(self) -> None:

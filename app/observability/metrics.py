@@ -44,3 +44,4 @@ RUNS_REQUEUED = Counter("jobs_runs_requeued", "Lost messages published again by 
 GROUP_COMMIT_BATCH_SIZE = Histogram(
     "jobs_group_commit_batch_size", "Writes that shared one transaction", buckets=BATCH_BUCKETS
 )
+ASSIGNED_PARTITIONS = Gauge("jobs_consumer_assigned_partitions", "Partitions this worker's consumer holds")
