@@ -179,6 +179,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
     from app.tools.status import show_status
 
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a broker it cannot reach is said in one line
     print(_run(show_status(settings, args.minutes)))
 
 
