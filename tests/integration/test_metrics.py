@@ -8,21 +8,29 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from app.adapters import kafka
 from app.container import Container
 from app.observability.ops_server import OpsServer
 from app.service.environments import EnvironmentInfo
+from app.service.executions import Executions
+from app.service.writes import RunWriter, Topics
 from app.settings import Settings
-from tests.helpers import finished, register, start_roles, start_test_run, stop_roles, wait_for
+from app.worker.rescuer import Rescuer
+from domain.runs import JobRun
+from tests.helpers import finished, in_status, register, start_roles, start_test_run, stop_roles, wait_for
 from tests.node_endpoint import NodeEndpoint
 
 RUNS = 5
+RESCUER_COUNTERS = ("jobs_runs_rescued_total", "jobs_runs_requeued_total")
 ROOT = Path(__file__).resolve().parents[2]
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -96,6 +104,22 @@ async def test_counters_move_by_the_work_done(
     assert moved(after, poisoned, "jobs_runs_finished_total", status="SUCCESS") == 0
 
 
+async def test_a_cancel_and_a_rerun_are_counted_once(api: httpx.AsyncClient, ops_server: OpsServer) -> None:
+    run_id = await start_test_run(api, "waits", {"seconds": 60})
+    await in_status(api, run_id, {"WAITING_TO_CONTINUE"})
+    before = await scrape(ops_server.url)
+    for _ in range(2):  # the second cancel finds it canceled already
+        assert (await api.post(f"/api/v1/runs/{run_id}/cancel")).json()["status"] == "CANCELED"
+    rerun = await api.post(f"/api/v1/runs/{run_id}/rerun")
+    assert rerun.status_code == 200, rerun.text
+    await in_status(api, rerun.json()["id"], {"WAITING_TO_CONTINUE"})
+    after = await scrape(ops_server.url)
+    assert moved(before, after, "jobs_runs_finished_total", status="CANCELED") == 1
+    assert moved(before, after, "jobs_run_execution_seconds_count") == 1  # it had started
+    assert moved(before, after, "jobs_runs_created_total") == 1
+    assert moved(before, after, "jobs_run_queue_wait_seconds_count") == 1  # the rerun's first start
+
+
 async def test_health_readiness_and_what_else_the_port_answers(stack: httpx.AsyncClient, ops_server: OpsServer) -> None:
     async with httpx.AsyncClient(base_url=ops_server.url, timeout=10) as client:
         alive = await client.get("/healthz")
@@ -157,6 +181,24 @@ async def test_a_worker_holding_no_partition_is_not_ready(container: Container, 
     finally:
         for worker in workers:
             await stop_roles(worker)
+
+
+async def test_rescues_and_requeues_are_counted(
+    container: Container, settings: Settings, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    await register(container, environment, compat_endpoint)
+    abandoned = await container.service.runs.test(environment, "return-value", {}, None)
+    lost = await container.service.runs.test(environment, "return-value", {}, None)
+    run = await container.store.get(abandoned.run_id, JobRun)
+    assert run is not None
+    writer = RunWriter(container.store, Topics(settings.execution_topic))
+    await Executions(container.store, writer, timedelta(0)).start(run, 1)  # a worker that died: its lease is over
+    async with container.engine.begin() as conn:  # the message of the other one is nowhere
+        await conn.execute(text("DELETE FROM outbox WHERE key = :key"), {"key": str(lost.run_id)})
+    before = {name: REGISTRY.get_sample_value(name) or 0 for name in RESCUER_COUNTERS}
+    await Rescuer(container.service, container.outbox, 0.1, 0.0).sweep()
+    after = {name: REGISTRY.get_sample_value(name) or 0 for name in RESCUER_COUNTERS}
+    assert {name: after[name] - before[name] for name in RESCUER_COUNTERS} == dict.fromkeys(RESCUER_COUNTERS, 1)
 
 
 @pytest.fixture
