@@ -28,6 +28,7 @@ from app.worker.rescuer import Rescuer
 from domain.runs import JobRun
 from tests.helpers import finished, in_status, register, start_roles, start_test_run, stop_roles, wait_for
 from tests.node_endpoint import NodeEndpoint
+from tests.observability_names import metric_names_used
 
 RUNS = 5
 RESCUER_COUNTERS = ("jobs_runs_rescued_total", "jobs_runs_requeued_total")
@@ -102,6 +103,12 @@ async def test_counters_move_by_the_work_done(
     assert moved(after, poisoned, "jobs_dead_letters_total") == 1
     assert moved(after, poisoned, "jobs_messages_handled_total", type="unknown", outcome="malformed") == 1
     assert moved(after, poisoned, "jobs_runs_finished_total", status="SUCCESS") == 0
+
+    # What the dashboard and the alert rules read is served (`up` is Prometheus's own; the API's requests and the
+    # endpoint calls are recorded by the HTTP middleware and the endpoint client).
+    used = metric_names_used()
+    elsewhere = {"up"} | {name for name in used if name.startswith(("jobs_http_", "jobs_endpoint_"))}
+    assert used - elsewhere - {name for name, _ in poisoned} == set()
 
 
 async def test_a_cancel_and_a_rerun_are_counted_once(api: httpx.AsyncClient, ops_server: OpsServer) -> None:
