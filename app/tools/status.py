@@ -13,8 +13,9 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from app.adapters import backlog
 from app.adapters.db import create_engine
-from app.adapters.kafka import OffsetsReader, PartitionOffsets, consumed_topics
-from app.adapters.messages import dead_letter_topic
+from app.adapters.kafka import OffsetsReader, PartitionOffsets
+from app.adapters.messages import dead_letter_topic, lane_topics
+from app.adapters.topic_ring import RING_SLOTS, slot_topic
 from app.settings import Settings
 
 REACH_SECONDS = 10.0
@@ -75,7 +76,7 @@ async def _from_broker(
     try:
         async with asyncio.timeout(REACH_SECONDS):
             await offsets.start()
-            lanes = await offsets.read(consumed_topics(settings))
+            lanes = await offsets.read(_lane_topics(settings.execution_topic))
             dead = await offsets.read([dlq])
     except Exception as error:
         raise RuntimeError(f"cannot reach the broker at {settings.required_kafka}: {_reason(error)}") from error
@@ -84,6 +85,12 @@ async def _from_broker(
             await offsets.stop()
     dead_letters = {dlq: sum(max(0, where.end - where.start) for where in dead.values())} if dead else {}
     return lanes, dead_letters, await _workers(settings)
+
+
+def _lane_topics(base: str) -> list[str]:
+    """Each execution lane, and the slots of its topic ring (what `dev` uses, whatever this process's settings
+    say): those the broker has are read."""
+    return [topic for lane in lane_topics(base) for topic in (lane, *(slot_topic(lane, s) for s in range(RING_SLOTS)))]
 
 
 async def _workers(settings: Settings) -> Workers | None:
