@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ from app.container import Container
 from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from app.tools.embedded import free_port
-from tests.helpers import count, finished, register, start_test_run, wait_for
+from tests.helpers import count, finished, register, start_roles, start_test_run, stop_roles, wait_for
 from tests.node_endpoint import NodeEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +113,20 @@ async def test_status_of_a_backlog_with_no_role_running(
     assert line(output, "dead letters") == "0"
     assert line(output, "lag") == "no execution topic yet"
     assert line(output, "workers").startswith("none in the group")
+
+
+async def test_status_finds_the_slots_of_a_topic_ring_it_was_not_told_of(
+    container: Container, settings: Settings
+) -> None:
+    roles = await start_roles(replace(settings, topic_ring_seconds=20.0), "worker")  # as `dev` runs it
+    try:
+        shown = await asyncio.to_thread(status, settings)  # no JOBS_TOPIC_RING_SECONDS
+    finally:
+        await stop_roles(roles)
+    assert (shown.returncode, shown.stderr) == (0, ""), shown.stderr
+    slots = sorted(text.split(":")[0].strip() for text in shown.stdout.splitlines() if text.startswith("  job-"))
+    base = settings.execution_topic
+    assert slots == sorted(f"{lane}.r{slot}" for lane in (base, f"{base}.high") for slot in range(3))
 
 
 def test_status_says_in_one_line_what_it_cannot_reach(settings: Settings) -> None:
