@@ -52,6 +52,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
     from app.adapters.db import migrate
     from app.adapters.sealing import require_secret_key
+    from app.observability.ops_server import OpsServer
     from app.roles import ROLES, run_roles
 
     roles = ROLES if args.command == "all" else (args.command,)
@@ -59,7 +60,9 @@ def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
 
     async def main(stop: asyncio.Event) -> None:
         await migrate(settings.required_database_url)
-        await run_roles(settings, roles, stop, lambda: print(f"{', '.join(roles)} running", flush=True))
+        ops = OpsServer(settings.host, settings.ops_port_or_default)
+        running = lambda: print(f"{', '.join(roles)} running; operations at {ops.url}", flush=True)  # noqa: E731
+        await run_roles(settings, roles, stop, running, ops)
 
     _run_until_signalled(main)
 
@@ -173,6 +176,15 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     run_bench(settings, options)
 
 
+def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
+    import logging
+
+    from app.tools.status import show_status
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a broker it cannot reach is said in one line
+    print(_run(show_status(settings, args.minutes)))
+
+
 def cmd_openapi(settings: Settings, args: argparse.Namespace) -> None:
     from app.api import openapi_document
 
@@ -188,6 +200,12 @@ def cmd_openapi(settings: Settings, args: argparse.Namespace) -> None:
 def port_number(text: str) -> int:
     if not is_port(text):
         raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535, got {text!r}")
+    return int(text)
+
+
+def minutes(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 525_600:
+        raise argparse.ArgumentTypeError(f"must be a whole number of minutes from 1 to 525600, got {text!r}")
     return int(text)
 
 
@@ -226,6 +244,9 @@ def parser() -> argparse.ArgumentParser:
     projections.add_parser("rebuild", help="rebuild every read model from the event store").set_defaults(
         handler=cmd_rebuild
     )
+    status = commands.add_parser("status", help="outbox, lag, recent runs, dead letters and workers, at a glance")
+    status.add_argument("--minutes", type=minutes, default=15, help="runs created in the last N minutes (15)")
+    status.set_defaults(handler=cmd_status)
     openapi = commands.add_parser("openapi", help="print the API's OpenAPI document (docs/openapi.json holds it)")
     openapi.add_argument("--output", help="write it to this file instead")
     openapi.set_defaults(handler=cmd_openapi)

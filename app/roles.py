@@ -13,6 +13,8 @@ from app.adapters.messages import dead_letter_topic, lane_topics
 from app.api import create_app
 from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
+from app.observability import probes
+from app.observability.ops_server import OpsServer
 from app.settings import Settings
 from app.worker.consumer import DeadLetters, Dispatcher, Worker
 from app.worker.executor import Chunking, RunExecutor
@@ -40,12 +42,20 @@ async def run_roles(
     roles: Sequence[str],
     stop: asyncio.Event,
     on_ready: Callable[[], Awaitable[None] | None] | None = None,
+    ops: OpsServer | None = None,
 ) -> None:
+    """Run the roles until `stop` is set, with the process's operations server (`ops`, or one on the settings'
+    ops port): its `port` is the one it got by the time `on_ready` is called."""
     container = Container.create(settings)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(container.close)
         if sealed := await container.service.environments.prepare_secrets():
             log.info("sealed %d API keys that were stored in plain text", sealed)
+        ops = ops or OpsServer(settings.host, settings.ops_port_or_default)
+        await ops.start()
+        stack.push_async_callback(ops.stop)
+        if {"api", "relay"} & set(roles):
+            probes.services(ops, container.readiness)
         if {"relay", "worker"} & set(roles):
             await kafka.ensure_topics(settings)
         tasks: list[asyncio.Task[None]] = []
@@ -69,9 +79,10 @@ async def run_roles(
             tasks.append(asyncio.create_task(server.serve(), name="api"))
         if "relay" in roles:
             tasks.append(await _relay(settings, container, stack))
+            probes.outbox(ops, container.engine)
         worker: Worker | None = None
         if "worker" in roles:
-            worker, worker_tasks = await _worker(settings, container, stack)
+            worker, worker_tasks = await _worker(settings, container, stack, ops)
             tasks.extend(worker_tasks)
         if server is not None:
             while not server.started:
@@ -120,7 +131,7 @@ async def _relay(settings: Settings, container: Container, stack: contextlib.Asy
 
 
 async def _worker(
-    settings: Settings, container: Container, stack: contextlib.AsyncExitStack
+    settings: Settings, container: Container, stack: contextlib.AsyncExitStack, ops: OpsServer
 ) -> tuple[Worker, list[asyncio.Task[None]]]:
     """The worker, with what keeps its messages moving: the rescuer, the topics and their ring."""
     topic = settings.execution_topic
@@ -147,6 +158,7 @@ async def _worker(
     offsets = kafka.OffsetsReader(settings)
     await offsets.start()
     stack.push_async_callback(offsets.stop)
+    probes.worker(ops, container.readiness, worker.consumer, offsets)
     rescue_every, grace = settings.rescue_interval_seconds, settings.redeliver_after_seconds
     rescuer = Rescuer(service, container.outbox, rescue_every, grace, offsets, lambda: consumed)
     tasks = [

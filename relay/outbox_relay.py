@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from app.adapters.outbox import Outbox, Published
 from app.adapters.topic_ring import TopicRing
 from app.faults import is_unavailable
+from app.observability import record as observed
 from app.observability import tracing
 from app.observability.logs import Failures
 
@@ -69,6 +70,7 @@ class OutboxRelay:
                 ]
             )
         self.published += len(claim.rows)
+        observed.published(row.topic for row in claim.rows)
         return len(claim.rows)
 
     async def run(self) -> None:

@@ -13,6 +13,7 @@ from app.adapters.db import migrate
 from app.adapters.sealing import generate_key
 from app.adapters.store import EventStore
 from app.container import Container
+from app.observability.ops_server import OpsServer
 from app.roles import ROLES, run_roles
 from app.service.environments import EnvironmentInfo
 from app.settings import Settings
@@ -83,6 +84,7 @@ def settings(database_url: str, kafka_bootstrap: str, api_port: int, secret_key:
         db_pool_size=10,
         allowed_private_networks="127.0.0.0/8",
         secret_key=secret_key,
+        ops_port=0,  # every process of every test opens its own
     )
 
 
@@ -113,11 +115,17 @@ def compat_endpoint(api_port: int) -> Iterator[NodeEndpoint]:
 
 
 @pytest.fixture
-async def stack(container: Container, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+def ops_server(settings: Settings) -> OpsServer:
+    """The operations server of the `stack` fixture's process (its `url` is known once the stack runs)."""
+    return OpsServer(settings.host, 0)
+
+
+@pytest.fixture
+async def stack(container: Container, settings: Settings, ops_server: OpsServer) -> AsyncIterator[httpx.AsyncClient]:
     """The API, relay and worker running in this process; yields a client of the API."""
     stop = asyncio.Event()
     ready = asyncio.Event()
-    task = asyncio.create_task(run_roles(settings, ROLES, stop, ready.set))
+    task = asyncio.create_task(run_roles(settings, ROLES, stop, ready.set, ops_server))
     async with asyncio.timeout(30):
         await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
     if task.done():

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.messages import ExecuteJobRun, decode_message
 from app.container import Container
+from app.observability.ops_server import OpsServer
 from app.roles import run_roles
 from app.service.environments import EnvironmentInfo
 from app.settings import Settings
@@ -63,10 +64,10 @@ async def start_test_run(api: httpx.AsyncClient, slug: str, payload: Any = None,
 Roles = tuple[asyncio.Event, "asyncio.Task[None]"]
 
 
-async def start_roles(settings: Settings, *roles: str) -> Roles:
-    """The roles running in this process, until stop_roles."""
+async def start_roles(settings: Settings, *roles: str, ops: OpsServer | None = None) -> Roles:
+    """The roles running in this process (with `ops` as their operations server), until stop_roles."""
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_roles(settings, roles, stop, ready.set))
+    task = asyncio.create_task(run_roles(settings, roles, stop, ready.set, ops))
     async with asyncio.timeout(30):
         await asyncio.wait([task, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
     if task.done():

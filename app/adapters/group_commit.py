@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.adapters.coalesce import Coalescer
+from app.observability import record as observed
 
 
 class Batch(Protocol):
@@ -33,6 +34,7 @@ class Write:
 
 def group_commit(transaction: Transaction, concurrency: int = 2) -> Coalescer[Write, None]:
     async def commit(writes: list[Write]) -> list[BaseException | None]:
+        observed.group_committed(len(writes))
         if len(writes) > 1:
             try:
                 await _commit(transaction, writes)

@@ -13,9 +13,9 @@ class Readiness:
         self.bootstrap_servers = bootstrap_servers
 
     async def check(self) -> dict[str, bool]:
-        return {"database": await self._database_ok(), "broker": await self._broker_ok()}
+        return {"database": await self.database_ok(), "broker": await self.broker_ok()}
 
-    async def _database_ok(self) -> bool:
+    async def database_ok(self) -> bool:
         try:
             async with asyncio.timeout(CHECK_SECONDS):
                 await self.reads.ping()
@@ -23,7 +23,7 @@ class Readiness:
             return False
         return True
 
-    async def _broker_ok(self) -> bool:
+    async def broker_ok(self) -> bool:
         for server in self.bootstrap_servers.split(","):
             host, _, port = server.strip().rpartition(":")
             try:

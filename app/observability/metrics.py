@@ -16,7 +16,7 @@ HTTP_REQUEST_DURATION = Histogram(
 RUNS_CREATED = Counter("jobs_runs_created", "Runs created (TestJob, invoke, events, schedules, reruns)")
 RUNS_FINISHED = Counter("jobs_runs_finished", "Runs that reached a final status", ["status"])
 RUN_QUEUE_WAIT = Histogram(
-    "jobs_run_queue_wait_seconds", "From a run's creation (or due time) to its start", buckets=LATENCY_BUCKETS
+    "jobs_run_queue_wait_seconds", "From a run's creation to its first start", buckets=LATENCY_BUCKETS
 )
 RUN_EXECUTION = Histogram(
     "jobs_run_execution_seconds", "From a run's start to its final status", buckets=LATENCY_BUCKETS
@@ -44,3 +44,4 @@ RUNS_REQUEUED = Counter("jobs_runs_requeued", "Lost messages published again by 
 GROUP_COMMIT_BATCH_SIZE = Histogram(
     "jobs_group_commit_batch_size", "Writes that shared one transaction", buckets=BATCH_BUCKETS
 )
+ASSIGNED_PARTITIONS = Gauge("jobs_consumer_assigned_partitions", "Partitions this worker's consumer holds")

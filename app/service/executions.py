@@ -10,6 +10,7 @@ from uuid import UUID
 
 from app.adapters.store import ConcurrencyConflict, EventStore, UnitOfWork
 from app.errors import NotFound
+from app.observability import record as observed
 from app.service.writes import CONFLICT_RETRIES, RunWriter
 from domain import execution
 from domain.environments import EnvironmentType
@@ -48,6 +49,7 @@ class Executions:
                 started = datetime.now(UTC)
                 run.start(attempt, started, self.lease)
                 await self.writer.commit(run)
+                observed.run_started(run, started)
                 return started
             async with self.store.transaction() as uow:
                 # Starts of runs that share a key take turns, so the count below cannot be raced.
@@ -63,6 +65,7 @@ class Executions:
         except ConcurrencyConflict:
             log.info("run %s changed meanwhile (another worker); skipped", run.id)
             return "duplicate"
+        observed.run_started(run, started)
         return started
 
     async def _limit(self, uow: UnitOfWork, run: JobRun) -> int:

@@ -15,6 +15,7 @@ from app.adapters.reads import RUNS, ReadModels, RunFilter
 from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage
 from app.adapters.url_policy import UrlPolicy
 from app.errors import Conflict, NotFound, Unprocessable
+from app.observability import record as observed
 from app.service.catalog import Catalog
 from app.service.environments import EnvironmentInfo
 from app.service.writes import Topics
@@ -167,6 +168,7 @@ class Runs:
         messages.extend(followups)
         aggregates = (record, *runs, *others)
         await self.store.commit([e for aggregate in aggregates for e in aggregate.collect_events()], messages)
+        observed.runs_created(len(runs))
 
     # -- reading ------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from app.adapters.messages import FireSchedule
 from app.adapters.reads import ReadModels
 from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage
 from app.errors import ClientError, NotFound, Unprocessable
+from app.observability import record as observed
 from app.service.environments import EnvironmentInfo
 from app.service.runs import new_run
 from app.service.writes import CONFLICT_RETRIES, Topics
@@ -182,6 +183,8 @@ class Schedules:
                 await self.store.commit(events, messages)
             except ConcurrencyConflict:
                 continue  # another worker fired it (it is no longer due), or it changed meanwhile: look again
+            if label == "fired":
+                observed.runs_created(len(runs))
             return label
         raise ConcurrencyConflict(f"schedule {schedule_id} kept changing while its tick fired")
 

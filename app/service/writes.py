@@ -18,6 +18,7 @@ from app.adapters.messages import (
 )
 from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage, UnitOfWork
 from app.errors import NotFound
+from app.observability import record as observed
 from domain.runs import JobRun, NextExecution
 from domain.tasks import TaskStatus
 
@@ -66,8 +67,10 @@ class RunWriter:
         if _cancels(events):
             async with self.store.transaction() as uow:
                 await self._save_events(uow, run, events, next_execution)
-            return
-        await self.store.commit(events, self._followups(run, events, next_execution))
+        else:
+            await self.store.commit(events, self._followups(run, events, next_execution))
+        if run.is_terminal and any(isinstance(event, ENDINGS) for event in events):
+            observed.run_finished(run)
 
     async def try_commit(self, run: JobRun, next_execution: NextExecution | None = None) -> bool:
         """Commit, unless another writer changed the run first (then False)."""

@@ -12,6 +12,7 @@ from app.adapters.db import migrate
 from app.adapters.sealing import generate_key
 from app.adapters.topic_ring import EMBEDDED_BROKER_PERIOD_SECONDS
 from app.container import Container
+from app.observability.ops_server import OpsServer
 from app.roles import ROLES, run_roles
 from app.settings import Settings
 from app.tools.embedded import EmbeddedKafka, EmbeddedPostgres
@@ -75,13 +76,17 @@ async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
         finally:
             await container.close()
 
+        ops = OpsServer(settings.host, 0 if settings.ops_port is None else settings.ops_port)
+
         def ready() -> None:
             print(f"Jobs service ready at http://{settings.host}:{settings.port}", flush=True)
             print(f"  API key (environment {DEV_ENVIRONMENT!r}): {api_key}", flush=True)
             print(f"  database: {_redact(database_url)}  broker: {bootstrap}  data: {data_dir}", flush=True)
+            for role in ROLES:  # one process: they share its operations server
+                print(f"  metrics {role}: {ops.url}/metrics", flush=True)
             print("  Ctrl-C stops everything.", flush=True)
 
-        await run_roles(settings, ROLES, stop, ready)
+        await run_roles(settings, ROLES, stop, ready, ops)
 
 
 def _redact(url: str) -> str:

@@ -33,6 +33,7 @@ from app.adapters.messages import (
 )
 from app.adapters.topic_ring import TopicRing
 from app.faults import is_unavailable
+from app.observability import record as observed
 from app.observability.handling import Handling
 from app.service import JobsService
 from app.worker.executor import RunExecutor
@@ -282,6 +283,7 @@ class Worker:
                     if not await self._pause(self.retry_base * 2 ** (failures - 1)):
                         return False
                 else:
+                    observed.message_done(type(message).__name__, "handled")
                     if self._unavailable is not None:
                         log.warning(
                             "the dependency is back (%s was the error); waiting messages go on", self._unavailable
@@ -328,6 +330,7 @@ class Worker:
                 if not await self._pause(RETRY_CAP_SECONDS / 10):
                     return False
         self.dead_lettered += 1
+        observed.dead_lettered(None if message is None else type(message).__name__)
         if message is not None:
             try:
                 await self.dispatcher.give_up(message, reason)

@@ -22,6 +22,7 @@ from aiokafka import TopicPartition
 
 from app.adapters.kafka import OffsetsReader, PartitionOffsets
 from app.adapters.outbox import Outbox
+from app.observability import record as observed
 from app.observability.logs import Failures
 from app.service import JobsService
 
@@ -109,9 +110,11 @@ class Rescuer:
     async def _rescue(self, run_id: UUID) -> None:
         if await self.executions.rescue(run_id):
             self.rescued += 1
+            observed.rescued()
             log.warning("run %s: the lease of its attempt expired; a new attempt is scheduled", run_id)
 
     async def _requeue(self, run_id: UUID) -> None:
         if await self.executions.requeue(run_id):
             self.requeued += 1
+            observed.requeued()
             log.warning("run %s: no message carried its next execution; queued it again", run_id)

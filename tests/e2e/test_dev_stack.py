@@ -3,6 +3,7 @@
 
 import asyncio
 import os
+import re
 import signal
 import stat
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import psutil
 from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.tools.embedded import free_port
 from tests.node_endpoint import COMPAT_API_KEY, COMPAT_JOBS, NodeEndpoint, node_endpoint
@@ -87,6 +89,7 @@ async def test_testjob_end_to_end_on_the_dev_stack(tmp_path: Path) -> None:
             headers = {"Authorization": f"Bearer {COMPAT_API_KEY}"}
             async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
                 run_ids = await exercise(client, endpoint)
+            await scrape_what_was_done(lines)
             process.send_signal(signal.SIGINT)
             async with asyncio.timeout(30):
                 assert await process.wait() == 0, "".join(lines)
@@ -102,6 +105,21 @@ async def test_testjob_end_to_end_on_the_dev_stack(tmp_path: Path) -> None:
             process.send_signal(signal.SIGTERM)
             async with asyncio.timeout(30):
                 assert await process.wait() == 0
+
+
+async def scrape_what_was_done(banner: list[str]) -> None:
+    """The banner names each role's metrics (one process: one URL); they count the runs `exercise` finished."""
+    urls = dict(re.findall(r"^  metrics (\w+): (http://\S+/metrics)$", "".join(banner), re.MULTILINE))
+    assert set(urls) == {"api", "relay", "worker"} and len(set(urls.values())) == 1, banner
+    async with httpx.AsyncClient(timeout=30) as client:
+        scraped = (await client.get(urls["api"])).text
+    finished = {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "jobs_runs_finished_total"
+    }
+    assert finished == {"SUCCESS": 1, "FAILURE": 1, "INVALID_PAYLOAD": 1}
 
 
 async def exercise(client: httpx.AsyncClient, endpoint: NodeEndpoint) -> list[str]:

@@ -69,6 +69,7 @@ class Cluster:
             "JOBS_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
             "JOBS_SECRET_KEY": s.required_secret_key,
             "JOBS_LOG_LEVEL": "WARNING",
+            "JOBS_OPS_PORT": "0",
         }
         env.update(self.extra_env)
         env.update(overrides)

@@ -42,7 +42,7 @@ MISSING = (
 
 
 def jobs_service(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "JOBS_SECRET_KEY"} | env
+    environment = {k: v for k, v in os.environ.items() if k != "JOBS_SECRET_KEY"} | {"JOBS_OPS_PORT": "0"} | env
     return subprocess.run(
         [sys.executable, "-m", "app.cli", *args],
         env=environment,

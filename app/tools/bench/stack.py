@@ -150,6 +150,7 @@ def _role_env(settings: Settings) -> dict[str, str]:
         "JOBS_WORKER_CONCURRENCY": str(settings.worker_concurrency),
         "JOBS_TOPIC_RING_SECONDS": str(settings.topic_ring_seconds),
         "JOBS_LOG_LEVEL": "WARNING",
+        "JOBS_OPS_PORT": "0",
     }
 
 
