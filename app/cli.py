@@ -61,7 +61,7 @@ def cmd_roles(settings: Settings, args: argparse.Namespace) -> None:
     async def main(stop: asyncio.Event) -> None:
         await migrate(settings.required_database_url)
         ops = OpsServer(settings.host, settings.ops_port_or_default)
-        running = lambda: print(f"{', '.join(roles)} running; operations at {ops.url}", flush=True)  # noqa: E731
+        running = lambda: logs.announce(f"{', '.join(roles)} running; operations at {ops.url}")  # noqa: E731
         await run_roles(settings, roles, stop, running, ops)
 
     _run_until_signalled(main)
@@ -172,6 +172,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         rebuild_events=args.rebuild_events,
         peer=not args.no_peer,
         record=args.record,
+        export_traces=args.export_traces,
     )
     run_bench(settings, options)
 
@@ -259,6 +260,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--rebuild-events", type=int, default=100_000)
     bench.add_argument("--no-peer", action="store_true", help="skip the procrastinate comparison")
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
+    bench.add_argument(
+        "--export-traces", action="store_true", help="the roles export every span (100%% sampled) over OTLP/HTTP"
+    )
     bench.add_argument("--soak-minutes", type=float, help="instead: a steady --rate for this long, a line a minute")
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")
     bench.add_argument("--endpoint-delay-ms", type=int, default=0, help="the no-op endpoint answers this late")

@@ -73,10 +73,25 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(line).decode()
 
 
+_announcer: JsonFormatter | None = None  # json mode: start-up announcements are lines of the log's format
+
+
+def announce(message: str) -> None:
+    """A line on stdout for whoever started the process ("api running; ..."), whatever the log level: plain
+    text, or in json mode one JSON object like every other line."""
+    if _announcer is None:
+        print(message, flush=True)
+        return
+    record = logging.LogRecord("app.cli", logging.INFO, __file__, 0, message, None, None)
+    print(_announcer.format(record), flush=True)
+
+
 def setup(level: str, format_: str, role: str) -> None:
     """Every logger (uvicorn's too: it is run with log_config=None) writes through one handler on stderr."""
+    global _announcer
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(role) if format_ == "json" else logging.Formatter(TEXT_FORMAT))
+    _announcer = JsonFormatter(role) if format_ == "json" else None
+    handler.setFormatter(_announcer or logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -25,6 +25,7 @@ EXPECTED = {
     "peak_rss_relay",
     "peak_rss_worker",
     "peer_procrastinate_end_to_end_per_s",
+    "spans_exported",  # --export-traces: every role's spans reached the bench's OTLP receiver
 }
 
 
@@ -48,6 +49,7 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
             "200",
             "--rebuild-events",
             "1000",
+            "--export-traces",
         ],
         cwd=ROOT,
         env=env,

@@ -284,3 +284,14 @@ async def register(api: ApiConnections, stack: BenchStack) -> None:
 def peak_memory(stack: BenchStack, report: Report) -> None:
     for role, rss in sorted(stack.peak_rss.items()):
         report.add(f"peak_rss_{role}", rss / 2**20, "MiB")
+
+
+def spans_exported(sink_url: str, report: Report) -> None:
+    """How many spans the roles exported to the bench's receiver (`--export-traces`), a few seconds after the
+    load: their batch processors send every few seconds."""
+    import json
+    import urllib.request
+
+    time.sleep(6)
+    with urllib.request.urlopen(f"{sink_url}/spans", timeout=5) as answer:
+        report.add("spans_exported", json.load(answer)["spans"], "spans")

@@ -28,14 +28,17 @@ class BenchOptions:
     rebuild_events: int = 100_000
     peer: bool = True
     record: bool = False
+    export_traces: bool = False
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
-    with bench_stack(settings, work) as stack:
+    with bench_stack(settings, work, export_traces=options.export_traces) as stack:
         event_loop.run(_measure(stack, report, options))
         measure.peak_memory(stack, report)
+        if stack.trace_sink_url is not None:
+            measure.spans_exported(stack.trace_sink_url, report)
         if options.peer:
             database_url = stack.settings.required_database_url
             asyncio.run(_peer(database_url, database_url + "_peer", report, options))

@@ -32,6 +32,7 @@ class BenchStack:
     processes: dict[str, "subprocess.Popen[bytes]"] = field(default_factory=dict)
     peak_rss: dict[str, int] = field(default_factory=dict)
     services: dict[str, int] = field(default_factory=dict)  # the embedded servers' process ids, by name
+    trace_sink_url: str | None = None  # where the roles export their spans (`bench --export-traces`)
 
     def memory(self) -> dict[str, int]:
         """The memory of every process of the stack, summed by what it is: each role (or `dev`), the no-op
@@ -63,8 +64,11 @@ def _kind(process_name: str, root: str) -> str:
 
 
 @contextlib.contextmanager
-def bench_stack(settings: Settings, work_dir: Path, endpoint_delay_ms: int = 0) -> Iterator[BenchStack]:
-    """The roles as separate processes, on embedded services unless the settings name others."""
+def bench_stack(
+    settings: Settings, work_dir: Path, endpoint_delay_ms: int = 0, export_traces: bool = False
+) -> Iterator[BenchStack]:
+    """The roles as separate processes, on embedded services unless the settings name others; with
+    `export_traces`, every span of theirs (100% sampled) goes to an OTLP receiver started beside them."""
     with contextlib.ExitStack() as services:
         pids: dict[str, int] = {}
         database_url = settings.database_url
@@ -95,9 +99,13 @@ def bench_stack(settings: Settings, work_dir: Path, endpoint_delay_ms: int = 0) 
         endpoint_url, endpoint = _noop_endpoint(services, work_dir, endpoint_delay_ms)
         stack = BenchStack(settings, api_key, endpoint_url, services=pids)
         stack.processes["noop"] = endpoint
+        env = _role_env(settings)
+        if export_traces:
+            stack.trace_sink_url = _trace_sink(services, work_dir)
+            env.update(OTEL_EXPORTER_OTLP_ENDPOINT=stack.trace_sink_url, OTEL_TRACES_SAMPLER="always_on")
         for role in ROLES:
             stack.processes[role] = services.enter_context(
-                _process([sys.executable, "-m", "app.cli", role], work_dir, role, _role_env(settings))
+                _process([sys.executable, "-m", "app.cli", role], work_dir, role, env)
             )
             _wait_running(stack.processes[role], work_dir / f"{role}.log")
         stop = threading.Event()
@@ -116,6 +124,11 @@ def _noop_endpoint(
     command = [sys.executable, "-m", "app.tools.bench.noop_endpoint", "0", str(delay_ms)]
     endpoint = services.enter_context(_process(command, work_dir, "noop"))
     return f"http://127.0.0.1:{_ready_port(endpoint, work_dir / 'noop.log')}/api/trigger", endpoint
+
+
+def _trace_sink(services: contextlib.ExitStack, work_dir: Path) -> str:
+    sink = services.enter_context(_process([sys.executable, "-m", "app.tools.bench.trace_sink"], work_dir, "traces"))
+    return f"http://127.0.0.1:{_ready_port(sink, work_dir / 'traces.log')}"
 
 
 @contextlib.contextmanager
