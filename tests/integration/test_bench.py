@@ -25,6 +25,10 @@ EXPECTED = {
     "peak_rss_relay",
     "peak_rss_worker",
     "peer_procrastinate_end_to_end_per_s",
+    "cpu_ms_per_run",
+    "cpu_ms_per_run_api",
+    "cpu_ms_per_run_worker",
+    "cpu_ms_per_run_postgres",
     "spans_exported",  # --export-traces: every role's spans reached the bench's OTLP receiver
 }
 

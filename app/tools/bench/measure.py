@@ -1,6 +1,7 @@
 """The benchmark's phases against a running stack."""
 
 import asyncio
+import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
@@ -163,14 +164,38 @@ async def throughput(
     async with PublishTimes(stack) as publish:
         submitted: list[str] = []
         watcher = asyncio.create_task(wait_succeeded(container, submitted, expected=runs))
+        cpu_before, load_before = stack.cpu_seconds(), _own_cpu_seconds()
         first = time.time()
         run_ids, latencies, wall = await submit(api, runs, concurrency, submitted)
         seen = await watcher
+        cpu_after, load_after = stack.cpu_seconds(), _own_cpu_seconds()
+    cpu_figures(report, cpu_before, cpu_after, load_after - load_before, runs)
     report.add("testjob_submissions_per_s_while_executing", runs / wall, "runs/s")
     for p in (50, 99):
         report.add(f"submit_latency_while_executing_p{p}", percentile(latencies, p), "ms")
     report.add("end_to_end_runs_per_s", runs / (max(seen.values()) - first), "runs/s", ">= 1000")
     stage_figures(report, "stage", await stage_times(container, run_ids), publish.published, seen)
+
+
+SERVICE_KINDS = ("api", "relay", "worker", "postgres", "broker")
+
+
+def cpu_figures(
+    report: Report, before: dict[str, float], after: dict[str, float], load_seconds: float, runs: int
+) -> None:
+    """CPU milliseconds one run cost in the throughput phase: the service's processes together (roles,
+    PostgreSQL with its backends, the broker) and each of them; the load generator and the no-op endpoint apart."""
+    spent = {kind: (after.get(kind, 0.0) - before.get(kind, 0.0)) * 1000 / runs for kind in after}
+    report.add("cpu_ms_per_run", sum(spent.get(kind, 0.0) for kind in SERVICE_KINDS), "ms")
+    for kind in (*SERVICE_KINDS, "noop"):
+        if kind in spent:
+            report.add(f"cpu_ms_per_run_{kind}", spent[kind], "ms")
+    report.add("cpu_ms_per_run_load", load_seconds * 1000 / runs, "ms")
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def stage_figures(

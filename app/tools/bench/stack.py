@@ -34,21 +34,35 @@ class BenchStack:
     services: dict[str, int] = field(default_factory=dict)  # the embedded servers' process ids, by name
     trace_sink_url: str | None = None  # where the roles export their spans (`bench --export-traces`)
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) every process of the stack has used so far, summed like `memory`."""
+        totals: dict[str, float] = {}
+        for kind, process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                totals[kind] = totals.get(kind, 0.0) + times.user + times.system
+        return totals
+
     def memory(self) -> dict[str, int]:
         """The memory of every process of the stack, summed by what it is: each role (or `dev`), the no-op
         endpoint, PostgreSQL (with its backends) and the broker. Proportional set sizes (PSS: a shared page
         counts once, split between the processes that share it), so PostgreSQL's shared buffers are not
         counted once per backend as RSS would."""
-        roots = {**{name: process.pid for name, process in self.processes.items()}, **self.services}
         totals: dict[str, int] = {}
+        for kind, process in self._processes():
+            with contextlib.suppress(psutil.Error):
+                totals[kind] = totals.get(kind, 0) + process.memory_full_info().pss
+        return totals
+
+    def _processes(self) -> Iterator[tuple[str, psutil.Process]]:
+        """Every process of the stack (each root and its descendants), with what it is."""
+        roots = {**{name: process.pid for name, process in self.processes.items()}, **self.services}
         for name, pid in roots.items():
             with contextlib.suppress(psutil.Error):
                 root = psutil.Process(pid)
                 for process in [root, *root.children(recursive=True)]:
                     with contextlib.suppress(psutil.Error):
-                        kind = _kind(process.name(), name)
-                        totals[kind] = totals.get(kind, 0) + process.memory_full_info().pss
-        return totals
+                        yield _kind(process.name(), name), process
 
     @property
     def api_url(self) -> str:
