@@ -144,6 +144,9 @@ async def test_another_environments_run_and_a_malformed_id_are_404_pages(
     for action in ("cancel", "rerun", "continue"):
         refused = await browser_client.post(f"/runs/{run_id}/{action}", data={"csrf_token": token})
         assert refused.status_code == 404, action
-    # Its own environment sees it.
-    await signed_in(browser_client, environment.api_key)
+    # Its own environment sees it, and its live region alone (what a live update swaps in).
+    token = await signed_in(browser_client, environment.api_key)
     assert (await browser_client.get(f"/runs/{run_id}")).status_code == 200
+    fragment = await browser_client.get(f"/runs/{run_id}/fragment")
+    assert fragment.status_code == 200 and fragment.text.startswith('<section id="run-live"')
+    assert "<html" not in fragment.text and f'value="{token}"' in fragment.text
