@@ -114,9 +114,9 @@ async def test_hello_world_from_the_test_tab(dashboard: Dashboard, environment: 
     await expect(live.get_by_role("cell", name="started")).to_be_visible()  # attempt 1
     await expect(live.get_by_role("button", name="Cancel run")).to_have_count(0)
     await expect(live.get_by_role("button", name="Rerun")).to_be_visible()
+    await dashboard.screenshot("run-success", keep=True)
     await live.get_by_text(re.compile(r"\d+ events")).click()
     await expect(live.locator("ol.history")).to_contain_text("RunCompleted")
-    await dashboard.screenshot("run-success", keep=True)
     # The job's Runs tab lists it; its Versions tab, the version indexed.
     run_id = page.url.rsplit("/", 1)[1]
     await page.get_by_role("link", name="hello-world", exact=True).click()

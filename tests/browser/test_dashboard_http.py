@@ -150,3 +150,19 @@ async def test_another_environments_run_and_a_malformed_id_are_404_pages(
     fragment = await browser_client.get(f"/runs/{run_id}/fragment")
     assert fragment.status_code == 200 and fragment.text.startswith('<section id="run-live"')
     assert "<html" not in fragment.text and f'value="{token}"' in fragment.text
+
+
+async def test_cookies_are_secure_behind_https(browser_client: httpx.AsyncClient, environment) -> None:
+    """Behind a TLS proxy (a trusted X-Forwarded-Proto: https, as uvicorn reads it) both cookies are Secure."""
+    https = {"x-forwarded-proto": "https"}
+    page = await browser_client.get("/", headers=https)
+    nonce, *flags = page.headers["set-cookie"].split(";")
+    assert "secure" in [flag.strip().lower() for flag in flags]
+    browser_client.cookies.clear()  # the client keeps a Secure cookie from plain http: send it by hand
+    answer = await browser_client.post(
+        "/sign-in",
+        data={"api_key": environment.api_key, "csrf_token": csrf_of(page)},
+        headers={**https, "cookie": nonce},
+    )
+    assert answer.status_code == 303
+    assert "secure" in [flag.strip().lower() for flag in answer.headers["set-cookie"].split(";")]
