@@ -28,7 +28,6 @@ EXPECTED = {
     "cpu_ms_per_run",
     "cpu_ms_per_run_api",
     "cpu_ms_per_run_worker",
-    "cpu_ms_per_run_postgres",
     "spans_exported",  # --export-traces: every role's spans reached the bench's OTLP receiver
 }
 
