@@ -5,6 +5,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.adapters import kafka
 from app.adapters.messages import ExecuteJobRun, decode_message
 from app.container import Container
 from app.observability.ops_server import OpsServer
@@ -78,3 +79,13 @@ async def start_roles(settings: Settings, *roles: str, ops: OpsServer | None = N
 async def stop_roles(roles: Roles) -> None:
     roles[0].set()
     await asyncio.wait_for(roles[1], 30)
+
+
+async def send_unreadable_message(settings: Settings) -> None:
+    """A message no worker can decode, on the execution topic: it goes to the dead-letter topic."""
+    producer = kafka.producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.execution_topic, b"\xffnot a message", key=b"poison")
+    finally:
+        await producer.stop()

@@ -17,7 +17,6 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from app.adapters import kafka
 from app.container import Container
 from app.observability.ops_server import OpsServer
 from app.service.environments import EnvironmentInfo
@@ -26,7 +25,16 @@ from app.service.writes import RunWriter, Topics
 from app.settings import Settings
 from app.worker.rescuer import Rescuer
 from domain.runs import JobRun
-from tests.helpers import finished, in_status, register, start_roles, start_test_run, stop_roles, wait_for
+from tests.helpers import (
+    finished,
+    in_status,
+    register,
+    send_unreadable_message,
+    start_roles,
+    start_test_run,
+    stop_roles,
+    wait_for,
+)
 from tests.node_endpoint import NodeEndpoint
 from tests.observability_names import SCRAPE_SERIES, metric_names_used
 
@@ -88,12 +96,7 @@ async def test_counters_move_by_the_work_done(
     assert any(name == "python_gc_objects_collected_total" for name, _ in after)
 
     # A message no worker can read goes to the dead-letter topic: counted once, as malformed.
-    producer = kafka.producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.execution_topic, b"\xffnot a message", key=b"poison")
-    finally:
-        await producer.stop()
+    await send_unreadable_message(settings)
 
     async def dead_lettered() -> Samples | None:
         samples = await scrape(url)

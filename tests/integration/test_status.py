@@ -16,7 +16,16 @@ from app.container import Container
 from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from app.tools.embedded import free_port
-from tests.helpers import count, finished, register, start_roles, start_test_run, stop_roles, wait_for
+from tests.helpers import (
+    count,
+    finished,
+    register,
+    send_unreadable_message,
+    start_roles,
+    start_test_run,
+    stop_roles,
+    wait_for,
+)
 from tests.node_endpoint import NodeEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,12 +62,7 @@ async def test_status_after_runs_and_a_dead_letter(
     run_ids = [await start_test_run(api, "return-value", {"i": i}) for i in range(3)]
     for run_id in run_ids:
         assert (await finished(api, run_id))["status"] == "SUCCESS"
-    producer = kafka.producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.execution_topic, b"\xffnot a message", key=b"poison")
-    finally:
-        await producer.stop()
+    await send_unreadable_message(settings)
     offsets = kafka.OffsetsReader(settings)
     await offsets.start()
     dlq = dead_letter_topic(settings.execution_topic)
