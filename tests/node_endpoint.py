@@ -47,6 +47,8 @@ COMPAT_JOBS = {
     "exec-fetch": "exec.fetch",
     "exec-auto-yield": "exec.auto-yield",
     "exec-many-tasks": "exec.many-tasks",
+    "hello-world": "dash.hello",
+    "dash-markup": "dash.markup",
 }
 
 

@@ -31,6 +31,7 @@ from app.api.common import (
 from app.api.observe import Observe
 from app.api.requests import LimitedRequest, refuse_nul_in_url
 from app.container import Container
+from app.dashboard import router as dashboard_router
 from app.errors import ClientError
 from domain.status import InvalidTransition
 
@@ -70,7 +71,11 @@ OPENAPI = OpenAPIConfig(
 
 
 def create_app(container: Container) -> Litestar:
-    app = _app(Provide(_provider(container.service)), Provide(_provider(container.readiness)))
+    app = _app(
+        Provide(_provider(container.service)),
+        Provide(_provider(container.readiness)),
+        container.settings.secret_key,
+    )
     app.asgi_handler = Observe(app.asgi_handler)  # around the router and the error handlers: sees every answer
     return app
 
@@ -78,11 +83,13 @@ def create_app(container: Container) -> Litestar:
 def openapi_document() -> str:
     """The document the API serves at /schema/openapi.json, as docs/openapi.json holds it: pretty-printed, keys
     sorted. Built without a database: no handler runs."""
-    document = _app(Provide(_provider(None)), Provide(_provider(None))).openapi_schema.to_schema()
+    document = _app(Provide(_provider(None)), Provide(_provider(None)), None).openapi_schema.to_schema()
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _app(service: Provide, readiness: Provide) -> Litestar:
+def _app(service: Provide, readiness: Provide, secret_key: str | None) -> Litestar:
+    """The API with the dashboard (its pages are left out of the OpenAPI document), whose cookies are signed
+    with a key derived from `secret_key`."""
     return Litestar(
         route_handlers=[
             *catalog.HANDLERS,
@@ -93,6 +100,7 @@ def _app(service: Provide, readiness: Provide) -> Litestar:
             *dispatchers.HANDLERS,
             *schedules.HANDLERS,
             *queues.HANDLERS,
+            dashboard_router(secret_key),
         ],
         dependencies={"service": service, "readiness": readiness, "env": Provide(caller_environment)},
         exception_handlers={

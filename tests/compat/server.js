@@ -210,6 +210,7 @@ for (const id of ["grouped-a", "grouped-b"]) {
 require("./jobs_kv").define(client, { count, calls });
 require("./jobs_sched").define(client, { count });
 require("./jobs_exec").define(client, { count, calls });
+require("./jobs_dash").define(client);
 
 const app = express();
 // No body parser: the adapter streams the raw request body into the SDK.
