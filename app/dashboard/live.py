@@ -69,9 +69,18 @@ class Subscription:
     def wants(self, row: Row[Any]) -> bool:
         return row.environment_id == self.environment_id and (self.run_id is None or row.id == self.run_id)
 
-    async def changes(self) -> AsyncIterator[list[Row[Any]]]:
-        """The changed runs this page wants, a batch per look that had any; ends when the feed drops it."""
-        while (batch := await self.queue.get()) is not None:
+    async def changes(self, idle_seconds: float | None = None) -> AsyncIterator[list[Row[Any]]]:
+        """The changed runs this page wants, a batch per look that had any, and an empty batch after
+        `idle_seconds` without one (when given: a stream pings then); ends when the feed drops the page."""
+        while True:
+            try:
+                async with asyncio.timeout(idle_seconds):
+                    batch = await self.queue.get()
+            except TimeoutError:
+                yield []
+                continue
+            if batch is None:
+                return
             yield batch
 
 

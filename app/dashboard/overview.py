@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.adapters import backlog
 from app.adapters.ttl_cache import TtlCache
 from app.api.common import AnyRequest, Service
-from app.dashboard.chart import Series, runs_chart
+from app.dashboard.chart import STATUS_ORDER, Series, runs_chart
 from app.dashboard.web import DashboardEnv, render
 from app.settings import Settings
 from app.tools import status
@@ -110,6 +110,7 @@ async def overview_page(request: AnyRequest, env: DashboardEnv, service: Service
         "outbox": outbox,
         "broker": broker,
         "now": now,
+        "chart_statuses": STATUS_ORDER,
     }
     return render(request, "overview.html", env=env, **context)
 

@@ -36,7 +36,7 @@ def test_bars_are_stacked_by_status_and_drawn_to_scale() -> None:
     assert xs[1] > xs[0] > 300
     assert series.totals() == {"SUCCESS": 13, "FAILURE": 2}
     assert "10 runs" not in svg and "15 runs" in svg  # the title counts the hour's runs
-    assert f'{NOW:%H:%M}' in svg
+    assert f"{NOW:%H:%M}" in svg
 
 
 def test_an_empty_hour_draws_axes_and_no_bar() -> None:
