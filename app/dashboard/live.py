@@ -40,7 +40,9 @@ _CHANGES = text(
     " array_agg(DISTINCT originator_id) FILTER ("
     "  WHERE NOT pg_visible_in_snapshot(tx_id, CAST(CAST(:previous AS text) AS pg_snapshot))) AS changed"
     " FROM events WHERE position > :settled)"
-    " SELECT seen.upto, seen.snapshot, r.* FROM seen LEFT JOIN run_status r ON r.id = ANY(seen.changed)"
+    " SELECT seen.upto, seen.snapshot, r.id, r.environment_id, r.job_slug, r.job_version, r.status, r.tags,"
+    " r.created_at, r.started_at, r.updated_at, r.completed_at"
+    " FROM seen LEFT JOIN run_status r ON r.id = ANY(seen.changed)"
 )
 
 
@@ -91,6 +93,9 @@ class LiveFeed:
     queue_size: int = QUEUE_SIZE
     looks: int = 0  # how many times the database was asked (what the tests count against the queries)
     _subscribers: set[Subscription] = field(default_factory=set)
+    # Who wants which run, so that a look's fan-out costs what changed plus what is sent, not their product.
+    _of_run: dict[UUID, set[Subscription]] = field(default_factory=dict)
+    _of_environment: dict[UUID, set[Subscription]] = field(default_factory=dict)
     _task: asyncio.Task[None] | None = None
     _closed: bool = False
 
@@ -101,13 +106,32 @@ class LiveFeed:
             subscription.queue.put_nowait(None)
             yield subscription
             return
-        self._subscribers.add(subscription)
+        self._add(subscription)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="dashboard live feed")
         try:
             yield subscription
         finally:
-            self._subscribers.discard(subscription)
+            self._remove(subscription)
+
+    def _where(self, subscription: Subscription) -> tuple[dict[UUID, set[Subscription]], UUID]:
+        if subscription.run_id is None:
+            return self._of_environment, subscription.environment_id
+        return self._of_run, subscription.run_id
+
+    def _add(self, subscription: Subscription) -> None:
+        self._subscribers.add(subscription)
+        index, key = self._where(subscription)
+        index.setdefault(key, set()).add(subscription)
+
+    def _remove(self, subscription: Subscription) -> None:
+        self._subscribers.discard(subscription)
+        index, key = self._where(subscription)
+        listeners = index.get(key)
+        if listeners is not None:
+            listeners.discard(subscription)
+            if not listeners:
+                del index[key]
 
     @property
     def listeners(self) -> int:
@@ -153,12 +177,12 @@ class LiveFeed:
         return [row for row in rows if row.id is not None]
 
     def _fan_out(self, changed: Sequence[Row[Any]]) -> None:
-        if not changed:
-            return
-        for subscription in list(self._subscribers):
-            batch = [row for row in changed if subscription.wants(row)]
-            if not batch:
-                continue
+        batches: dict[Subscription, list[Row[Any]]] = {}
+        for row in changed:
+            for subscription in (*self._of_run.get(row.id, ()), *self._of_environment.get(row.environment_id, ())):
+                if subscription.wants(row):
+                    batches.setdefault(subscription, []).append(row)
+        for subscription, batch in batches.items():
             try:
                 subscription.queue.put_nowait(batch)
             except asyncio.QueueFull:
@@ -166,7 +190,7 @@ class LiveFeed:
                 self._drop(subscription)
 
     def _drop(self, subscription: Subscription) -> None:
-        self._subscribers.discard(subscription)
+        self._remove(subscription)
         subscription.dropped = True
         while not subscription.queue.empty():
             subscription.queue.get_nowait()
