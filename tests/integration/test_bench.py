@@ -26,6 +26,11 @@ EXPECTED = {
     "peak_rss_worker",
     "peer_procrastinate_end_to_end_per_s",
 }
+DASHBOARD = {
+    "dashboard_baseline_end_to_end_runs_per_s",
+    "end_to_end_runs_per_s_with_dashboard_pages",
+    *(f"dashboard_page_{page}_p{p}" for page in ("jobs", "runs", "run") for p in (50, 99)),
+}
 
 
 def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstrap: str) -> None:
@@ -48,6 +53,8 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
             "200",
             "--rebuild-events",
             "1000",
+            "--dashboard-pages",
+            "3",
         ],
         cwd=ROOT,
         env=env,
@@ -65,3 +72,7 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert EXPECTED <= set(figures), EXPECTED - set(figures)
     assert all(figure["value"] > 0 for name, figure in figures.items() if name in EXPECTED)
     assert figures["rebuild_events"]["value"] >= 1000
+    assert DASHBOARD <= set(figures), DASHBOARD - set(figures)
+    assert all(figures[name]["value"] > 0 for name in DASHBOARD)
+    assert figures["dashboard_run_pages_open"]["value"] == 3  # every page's stream was still open at the end
+    assert "dashboard_pages_throughput_change_pct" in figures
