@@ -147,6 +147,12 @@ def _cookie(request: AnyRequest, name: str, value: str, max_age: int) -> Cookie:
     return Cookie(key=name, value=value, max_age=max_age, path="/", httponly=True, samesite="strict", secure=secure)
 
 
+def csrf_token_of(request: AnyRequest) -> str:
+    """The CSRF token of the request's nonce cookie (empty when it has none yet)."""
+    nonce = request.cookies.get(CSRF_COOKIE)
+    return signed_of(request).sessions.csrf_token(nonce) if nonce else ""
+
+
 def render(
     request: AnyRequest,
     template: str,

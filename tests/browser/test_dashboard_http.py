@@ -19,8 +19,8 @@ def csrf_of(page: httpx.Response) -> str:
 
 
 async def signed_in(client: httpx.AsyncClient, api_key: str) -> str:
-    """Sign `client` in; the CSRF token of its session's forms."""
-    page = await client.get("/")
+    """Sign `client` in (again, when it was); the CSRF token of its session's forms."""
+    page = await client.get("/", follow_redirects=True)
     answer = await client.post("/sign-in", data={"api_key": api_key, "csrf_token": csrf_of(page)})
     assert answer.status_code == 303 and answer.headers["location"] == "/jobs", answer.text
     return csrf_of(await client.get("/jobs"))
@@ -126,3 +126,24 @@ async def test_bad_input_gives_4xx_pages(browser_client: httpx.AsyncClient, envi
     assert deep.status_code == 400
     unknown = await browser_client.post("/jobs/no-such-job/test", data={"payload": "{}", "csrf_token": token})
     assert unknown.status_code == 404
+
+
+async def test_another_environments_run_and_a_malformed_id_are_404_pages(
+    browser_client: httpx.AsyncClient, api: httpx.AsyncClient, environment, container
+) -> None:
+    from domain.environments import EnvironmentType
+
+    run_id = (await api.post("/api/v1/jobs/hello-world/test", json={"payload": {}})).json()["runId"]
+    _, other_key = await container.service.environments.create("other", EnvironmentType.PRODUCTION)
+    token = await signed_in(browser_client, other_key)
+    for path in (f"/runs/{run_id}", f"/runs/{run_id}/fragment", "/runs/not-a-uuid", "/runs/%3Cscript%3E"):
+        page = await browser_client.get(path)
+        assert page.status_code == 404, path
+        assert "text/html" in page.headers["content-type"] and "Not found" in page.text
+        assert "<script>" not in page.text
+    for action in ("cancel", "rerun", "continue"):
+        refused = await browser_client.post(f"/runs/{run_id}/{action}", data={"csrf_token": token})
+        assert refused.status_code == 404, action
+    # Its own environment sees it.
+    await signed_in(browser_client, environment.api_key)
+    assert (await browser_client.get(f"/runs/{run_id}")).status_code == 200

@@ -45,8 +45,8 @@
     }
   });
 
-  // A live region: an element with data-live-src is replaced by the HTML its source sends (see
-  // window.jobsDashboard.replaceLive), keeping which <details> were open.
+  // A live region (the run page's <section id="run-live">) is replaced by fresh HTML of it, keeping which
+  // <details> were open: window.jobsDashboard.replaceLive(region, html), for the live updates' script.
   function replaceLive(region, html) {
     const open = new Set(
       Array.from(region.querySelectorAll("details[open][id]")).map(function (d) { return d.id; })
@@ -57,6 +57,11 @@
     if (!fresh) return;
     fresh.querySelectorAll("details[id]").forEach(function (d) {
       if (open.has(d.id)) d.open = true;
+    });
+    // A fragment rendered once for every subscriber has no CSRF token: its forms take the page's.
+    const token = document.querySelector("meta[name=csrf-token]");
+    fresh.querySelectorAll("input[name=csrf_token]").forEach(function (input) {
+      if (!input.value && token) input.value = token.getAttribute("content");
     });
     region.replaceWith(fresh);
   }
