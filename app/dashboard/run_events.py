@@ -18,7 +18,9 @@ from domain.status import RunStatus, is_terminal
 
 
 @get("/runs/{run_id:str}/events", include_in_schema=False)
-async def run_events(request: AnyRequest, service: Service, env: DashboardEnv, run_id: FromPath[str]) -> ServerSentEvent:
+async def run_events(
+    request: AnyRequest, service: Service, env: DashboardEnv, run_id: FromPath[str]
+) -> ServerSentEvent:
     """`run` events carry the region's HTML; `end` says the run is over (the page stops listening)."""
     key = parse_run_id(run_id)
     await service.runs.get(env, key)  # another environment's run, or none: a 404 before the stream starts
@@ -44,5 +46,6 @@ async def _events(
             else:
                 return  # dropped, or the process stops: the browser reconnects
     yield ServerSentEventMessage(data="", event="end")
+
 
 HANDLERS = [run_events]

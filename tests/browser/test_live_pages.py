@@ -126,6 +126,6 @@ async def test_a_run_stream_is_the_signed_in_environments_only(
     await dashboard.sign_in(environment.api_key)
     answer = await page.request.get(dashboard.url(f"/runs/{run_id}/events"), max_redirects=0, timeout=WAIT_MS)
     assert answer.status == 200 and answer.headers["content-type"].startswith("text/event-stream")
-    body = await answer.text()
+    body = (await answer.text()).replace("\r\n", "\n")
     assert "event: run" in body and f'data-run-id="{run_id}"' in body
     assert body.rstrip().endswith("event: end\ndata:")  # the stream ends once the run is over
