@@ -129,3 +129,20 @@ async def test_a_run_stream_is_the_signed_in_environments_only(
     body = (await answer.text()).replace("\r\n", "\n")
     assert "event: run" in body and f'data-run-id="{run_id}"' in body
     assert body.rstrip().endswith("event: end\ndata:")  # the stream ends once the run is over
+
+
+async def test_bad_filters_and_cursors_are_4xx_pages(dashboard: Dashboard, environment: EnvironmentInfo) -> None:
+    await dashboard.sign_in(environment.api_key)
+    for path, says in (
+        ("/runs?status=NOPE", "Status must be one of"),
+        ("/runs?cursor=not-a-run", "cursor is not a run id"),
+        ("/runs?tag=" + "x" * 201, "at most 200 characters"),
+        ("/runs/stream?status=%3Cscript%3E", "Status must be one of"),
+    ):
+        answer = await dashboard.page.request.get(dashboard.url(path), max_redirects=0)
+        assert answer.status == 400, path
+        assert "text/html" in answer.headers["content-type"]
+        assert says in await answer.text()
+    # A cursor naming no run of this list starts from the top, as the API's does.
+    answer = await dashboard.page.request.get(dashboard.url(f"/runs?cursor={uuid.uuid4()}"))
+    assert answer.status == 200
