@@ -24,7 +24,10 @@ from uuid import UUID
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.observability import logs
+
 log = logging.getLogger(__name__)
+_unreadable = logs.Throttled(log, "live feed: cannot read what changed; the dashboard's pages wait")
 
 INTERVAL_SECONDS = 0.5
 QUEUE_SIZE = 64
@@ -159,7 +162,7 @@ class LiveFeed:
                     cursor = await self._start()
                 self._fan_out(await self._look(cursor))
             except Exception as error:  # the database is away: keep the pages open, look again later
-                log.warning("live feed: cannot read changes: %s", error)
+                _unreadable.failed(error)
             await asyncio.sleep(self.interval)
 
     async def _start(self) -> "_Cursor":

@@ -34,7 +34,7 @@ async def test_hello_world_from_the_test_tab_turns_success_on_its_page_without_a
     await expect(status).to_have_text("SUCCESS", timeout=WAIT_MS)
     await expect(page.locator("#run-live")).to_contain_text("Hello, Grace <b>Hopper</b>!")
     assert await page.evaluate("window.__stillThisPage === true"), "the page was loaded again"
-    await dashboard.screenshot("run-live-success", keep=True)
+    await dashboard.screenshot("run-live-success")
 
 
 async def test_filters_pages_and_new_rows_on_the_runs_page(
