@@ -65,7 +65,7 @@ def trigger_of(metadata: dict[str, Any] | None) -> tuple[str, str]:
     rule = rule if isinstance(rule, dict) else {}
     event = (metadata or {}).get("event")
     name = rule.get("event") or (event.get("name") if isinstance(event, dict) else None) or "?"
-    return "event", f"event {', '.join(name) if isinstance(name, list) else name}"
+    return "event", ", ".join(map(str, name)) if isinstance(name, list) else str(name)
 
 
 def examples_of(metadata: dict[str, Any] | None) -> list[dict[str, Any]]:

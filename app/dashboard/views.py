@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from app.dashboard.web import render_fragment
+from app.errors import NotFound
 from app.service import JobsService
 from app.service.environments import EnvironmentInfo
 from domain.event_records import EventRecord
@@ -89,8 +90,11 @@ class RunView:
 
 async def run_view(service: JobsService, env: EnvironmentInfo, run_id: UUID) -> RunView:
     """Everything the run page shows; NotFound when the run is not the environment's."""
-    run, row = await service.runs.status(env, run_id)
-    history = await service.runs.history(env, run_id)
+    run = await service.runs.get(env, run_id)
+    row = await service.reads.run(env.id, run_id)
+    if row is None:
+        raise NotFound(f"run {run_id} not found")
+    history = await service.runs.history_of(run_id)
     record = await service.runs.store.get(UUID(run.event_record_id), EventRecord)
     now = datetime.now(UTC)
     started = row.started_at or row.created_at

@@ -203,6 +203,10 @@ class Runs:
     async def history(self, env: EnvironmentInfo, run_id: UUID) -> list[dict[str, Any]]:
         """The run's own events, in order."""
         await self.get(env, run_id)
+        return await self.history_of(run_id)
+
+    async def history_of(self, run_id: UUID) -> list[dict[str, Any]]:
+        """The events of a run already known to be the caller's, in order."""
         history = []
         for event in await self.store.load_events(run_id):
             data = event_state(event)

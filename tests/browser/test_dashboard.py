@@ -46,8 +46,9 @@ async def run_test(board: Dashboard, job: str, payload: str | None) -> str:
     return page.url
 
 
-async def test_sign_in_and_out(dashboard: Dashboard, environment: EnvironmentInfo) -> None:
+async def test_sign_in_and_out(dashboard: Dashboard, environment: EnvironmentInfo, api: httpx.AsyncClient) -> None:
     page = dashboard.page
+    run_id = (await api.post("/api/v1/jobs/hello-world/test", json={"payload": {"name": "Jobs page"}})).json()["runId"]
     response = await page.goto(dashboard.url("/"))
     assert response is not None and "frame-ancestors 'none'" in response.headers["content-security-policy"]
     await expect(page.get_by_label("API key")).to_be_visible()
@@ -58,6 +59,10 @@ async def test_sign_in_and_out(dashboard: Dashboard, environment: EnvironmentInf
     await expect(row).to_contain_text("Hello world")
     await expect(row).to_contain_text("1.0.0")
     await expect(row).to_contain_text("event dash.hello")
+    await expect(row.get_by_role("link", name=re.compile(r"QUEUED|EXECUTING|SUCCESS"))).to_have_attribute(
+        "href", f"/runs/{run_id}"
+    )
+    await expect(row.get_by_role("cell").last).to_contain_text("1")
     await expect(page.get_by_text(environment.slug, exact=False).first).to_be_visible()
     await dashboard.screenshot("jobs", keep=True)
     cookie = next(c for c in await page.context.cookies() if c["name"] == SESSION_COOKIE)
@@ -87,6 +92,8 @@ async def test_hello_world_from_the_test_tab(dashboard: Dashboard, environment: 
     editor = page.get_by_label("Payload")
     await expect(editor).to_have_value(re.compile(r'"name": "Ada"'))  # the index's first example
     await dashboard.screenshot("test-tab", keep=True)
+    await page.get_by_role("button", name="Nobody").click()  # another example
+    await expect(editor).to_have_value("{}")
     await editor.fill('{"name": "Grace <b>Hopper</b>"}')
     await page.get_by_role("button", name="Run test").click()
     await expect(page).to_have_url(RUN_URL)
@@ -107,13 +114,15 @@ async def test_hello_world_from_the_test_tab(dashboard: Dashboard, environment: 
     await expect(live.get_by_role("cell", name="started")).to_be_visible()  # attempt 1
     await expect(live.get_by_role("button", name="Cancel run")).to_have_count(0)
     await expect(live.get_by_role("button", name="Rerun")).to_be_visible()
+    await dashboard.screenshot("run-success", keep=True)
     await live.get_by_text(re.compile(r"\d+ events")).click()
     await expect(live.locator("ol.history")).to_contain_text("RunCompleted")
-    await dashboard.screenshot("run-success", keep=True)
-    # The job's Runs tab lists it.
+    # The job's Runs tab lists it; its Versions tab, the version indexed.
     run_id = page.url.rsplit("/", 1)[1]
     await page.get_by_role("link", name="hello-world", exact=True).click()
     await expect(page.get_by_role("link", name=run_id)).to_be_visible()
+    await page.get_by_role("link", name="Versions", exact=True).click()
+    await expect(page.get_by_role("cell", name="1.0.0", exact=True)).to_be_visible()
 
 
 async def test_a_failing_jobs_error_is_shown(dashboard: Dashboard, environment: EnvironmentInfo) -> None:

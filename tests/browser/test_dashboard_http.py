@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app.dashboard.session import CSRF_COOKIE, SESSION_COOKIE
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.compat
 
@@ -144,6 +145,47 @@ async def test_another_environments_run_and_a_malformed_id_are_404_pages(
     for action in ("cancel", "rerun", "continue"):
         refused = await browser_client.post(f"/runs/{run_id}/{action}", data={"csrf_token": token})
         assert refused.status_code == 404, action
-    # Its own environment sees it.
-    await signed_in(browser_client, environment.api_key)
+    # Its own environment sees it, and its live region alone (what a live update swaps in).
+    token = await signed_in(browser_client, environment.api_key)
     assert (await browser_client.get(f"/runs/{run_id}")).status_code == 200
+    fragment = await browser_client.get(f"/runs/{run_id}/fragment")
+    assert fragment.status_code == 200 and fragment.text.startswith('<section id="run-live"')
+    assert "<html" not in fragment.text and f'value="{token}"' in fragment.text
+
+
+async def test_cookies_are_secure_behind_https(browser_client: httpx.AsyncClient, environment) -> None:
+    """Behind a TLS proxy (a trusted X-Forwarded-Proto: https, as uvicorn reads it) both cookies are Secure."""
+    https = {"x-forwarded-proto": "https"}
+    page = await browser_client.get("/", headers=https)
+    nonce, *flags = page.headers["set-cookie"].split(";")
+    assert "secure" in [flag.strip().lower() for flag in flags]
+    browser_client.cookies.clear()  # the client keeps a Secure cookie from plain http: send it by hand
+    answer = await browser_client.post(
+        "/sign-in",
+        data={"api_key": environment.api_key, "csrf_token": csrf_of(page)},
+        headers={**https, "cookie": nonce},
+    )
+    assert answer.status_code == 303
+    assert "secure" in [flag.strip().lower() for flag in answer.headers["set-cookie"].split(";")]
+
+
+async def test_oversized_and_unstorable_payloads_are_4xx_pages(browser_client: httpx.AsyncClient, environment) -> None:
+    token = await signed_in(browser_client, environment.api_key)
+    nul = await browser_client.post("/jobs/hello-world/test", data={"payload": '{"a": "\\u0000"}', "csrf_token": token})
+    assert nul.status_code == 400 and "NUL" in nul.text
+    huge = await browser_client.post(
+        "/jobs/hello-world/test", data={"payload": '"' + "x" * 2_000_000 + '"', "csrf_token": token}
+    )
+    assert 400 <= huge.status_code < 500 and "text/html" in huge.headers["content-type"]
+    assert huge.headers["content-security-policy"]
+
+
+async def test_rotating_the_key_ends_its_sessions(browser_client: httpx.AsyncClient, environment, container) -> None:
+    await signed_in(browser_client, environment.api_key)
+    assert (await browser_client.get("/jobs")).status_code == 200
+    await container.service.environments.rotate_key(environment.slug)
+
+    async def signed_out() -> bool:
+        return (await browser_client.get("/jobs")).status_code == 303
+
+    await wait_for(signed_out, timeout=30, interval=0.5)  # the environment is cached for 5 s
