@@ -89,15 +89,15 @@ async def runs_stream(
     tag: FromQuery[str | None] = None,
     job: FromQuery[str | None] = None,
 ) -> ServerSentEvent:
-    """`run` events: a changed run's row (the page replaces it, or puts it on top when new); `remove`: a run
-    whose status left the filter."""
+    """`ready` once listening; then `run` events: a changed run's row (the page replaces it, or puts it on top
+    when new); `remove`: a run whose status left the filter."""
     where = run_filter(status, tag, job)
     return ServerSentEvent(_row_events(live_feed(request), env.id, where), retry_duration=2000)
 
 
 async def _row_events(feed: LiveFeed, environment_id: UUID, where: RunFilter) -> AsyncIterator[ServerSentEventMessage]:
     async with feed.subscribe(environment_id) as subscription:
-        yield ServerSentEventMessage(comment="listening")
+        yield ServerSentEventMessage(data="", event="ready")  # listening: any change from now on is sent
         async for batch in subscription.changes(PING_SECONDS):
             if not batch:
                 yield ServerSentEventMessage(comment="ping")

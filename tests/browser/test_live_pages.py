@@ -75,6 +75,7 @@ async def test_filters_pages_and_new_rows_on_the_runs_page(
     # The first page of a list takes the new runs that match, without a reload.
     await page.get_by_role("link", name="First page").click()
     await expect(rows).to_have_count(25)
+    await expect(page.locator("#runs-rows[data-live-ready]")).to_have_count(1)
     await page.evaluate("window.__stillThisPage = true")
     new_run = await start_test_run(api, "return-value", {"new": True}, tags=["batch"])
     other_job = await start_test_run(api, "throws", {}, tags=["batch"])
@@ -84,6 +85,22 @@ async def test_filters_pages_and_new_rows_on_the_runs_page(
     await finished(api, other_job)
     await expect(page.locator(f"#run-{other_job}")).to_have_count(0)
     assert await page.evaluate("window.__stillThisPage === true")
+
+
+async def test_a_run_comes_and_goes_on_a_list_filtered_by_its_status(
+    dashboard: Dashboard, api: httpx.AsyncClient, environment: EnvironmentInfo
+) -> None:
+    page = dashboard.page
+    await dashboard.sign_in(environment.api_key)
+    await page.goto(dashboard.url("/runs?status=WAITING_TO_CONTINUE"))
+    await expect(page.get_by_text("No runs match these filters.")).to_be_visible()
+    await expect(page.locator("#runs-rows[data-live-ready]")).to_have_count(1)
+    run_id = await start_test_run(api, "hello-world", {"waitSeconds": 3})
+    row = page.locator(f"#run-{run_id}")
+    await expect(row.locator(".status")).to_have_text("WAITING_TO_CONTINUE")  # it came when it began to wait
+    await expect(page.get_by_text("No runs match these filters.")).to_be_hidden()
+    assert (await finished(api, run_id))["status"] == "SUCCESS"
+    await expect(row).to_have_count(0)  # and went when it went on
 
 
 async def test_the_overview_counts_the_last_hour(

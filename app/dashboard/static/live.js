@@ -1,7 +1,8 @@
 // Live pages over Server-Sent Events (no inline script: the CSP allows only these files).
 // #run-live: the run page's region, which the stream's `run` events replace whole, until an `end` event.
 // [data-live-rows]: a table body whose rows the stream's `run` events replace by id, or add on top when the
-// body has data-live-new (the first page of a list); `remove` events take a row away.
+// body has data-live-new (the first page of a list); `remove` events take a row away; `ready` (the server
+// listens) marks the body data-live-ready.
 "use strict";
 
 (function () {
@@ -38,6 +39,7 @@
     const addNew = body.hasAttribute("data-live-new");
     const empty = document.getElementById("runs-empty");
     follow(body.getAttribute("data-live-rows"), {
+      ready: function () { body.setAttribute("data-live-ready", ""); },
       run: function (html) {
         const row = rowOf(html);
         if (!row) return;
