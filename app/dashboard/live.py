@@ -62,19 +62,26 @@ class Snapshot:
         return cls(int(xmin), int(xmax))
 
 
+class Batch(list[Row[Any]]):
+    """The changed runs one look found that a listener wants, and which look it was (listeners of one run get
+    the same number, so they can share what they make of it)."""
+
+    look: int = 0
+
+
 @dataclass(eq=False)
 class Subscription:
     """What one page listens to: the runs of an environment, or one run of it."""
 
     environment_id: UUID
     run_id: UUID | None
-    queue: asyncio.Queue[list[Row[Any]] | None]
+    queue: asyncio.Queue[Batch | None]
     dropped: bool = False
 
     def wants(self, row: Row[Any]) -> bool:
         return row.environment_id == self.environment_id and (self.run_id is None or row.id == self.run_id)
 
-    async def changes(self, idle_seconds: float | None = None) -> AsyncIterator[list[Row[Any]]]:
+    async def changes(self, idle_seconds: float | None = None) -> AsyncIterator[Batch]:
         """The changed runs this page wants, a batch per look that had any, and an empty batch after
         `idle_seconds` without one (when given: a stream pings then); ends when the feed drops the page."""
         while True:
@@ -82,7 +89,7 @@ class Subscription:
                 async with asyncio.timeout(idle_seconds):
                     batch = await self.queue.get()
             except TimeoutError:
-                yield []
+                yield Batch()
                 continue
             if batch is None:
                 return
@@ -180,12 +187,13 @@ class LiveFeed:
         return [row for row in rows if row.id is not None]
 
     def _fan_out(self, changed: Sequence[Row[Any]]) -> None:
-        batches: dict[Subscription, list[Row[Any]]] = {}
+        batches: dict[Subscription, Batch] = {}
         for row in changed:
             for subscription in (*self._of_run.get(row.id, ()), *self._of_environment.get(row.environment_id, ())):
                 if subscription.wants(row):
-                    batches.setdefault(subscription, []).append(row)
+                    batches.setdefault(subscription, Batch()).append(row)
         for subscription, batch in batches.items():
+            batch.look = self.looks
             try:
                 subscription.queue.put_nowait(batch)
             except asyncio.QueueFull:

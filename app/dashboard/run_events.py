@@ -1,6 +1,8 @@
 """A run page's stream (`GET /runs/{id}/events`): the run's live region, rendered again each time the run
-changes (the process's one live feed says when), until the run reaches a final status."""
+changes (the process's one live feed says when), until the run reaches a final status. The pages open on one
+run share each of its renders: a hundred watchers of a run cost one render per change, not a hundred."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from uuid import UUID
 
@@ -40,12 +42,28 @@ async def _events(
                     yield ServerSentEventMessage(comment="ping")
                     continue
                 status = RunStatus(batch[-1].status)
-                yield ServerSentEventMessage(data=await render_run_fragment(service, env, run_id), event="run")
+                html = await _shared_render(service, env, run_id, batch.look)
+                yield ServerSentEventMessage(data=html, event="run")
                 if is_terminal(status):
                     break
             else:
                 return  # dropped, or the process stops: the browser reconnects
     yield ServerSentEventMessage(data="", event="end")
+
+
+# The region of a run after a look, rendered once for all its open pages (the same HTML: no CSRF token in it).
+_renders: dict[tuple[UUID, int], asyncio.Task[str]] = {}
+KEEP_RENDER_SECONDS = 5.0
+
+
+async def _shared_render(service: JobsService, env: EnvironmentInfo, run_id: UUID, look: int) -> str:
+    key = (run_id, look)
+    render = _renders.get(key)
+    if render is None:
+        render = asyncio.create_task(render_run_fragment(service, env, run_id))
+        _renders[key] = render
+        asyncio.get_running_loop().call_later(KEEP_RENDER_SECONDS, _renders.pop, key, None)
+    return await asyncio.shield(render)
 
 
 HANDLERS = [run_events]

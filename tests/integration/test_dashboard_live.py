@@ -13,9 +13,11 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.adapters.db import create_engine
+from app.dashboard import run_events
 from app.dashboard.live import LiveFeed, Subscription
 from app.service.environments import EnvironmentInfo
 from app.settings import Settings
+from tests.browser.test_dashboard_http import signed_in
 from tests.helpers import finished, start_test_run, wait_for
 
 
@@ -115,3 +117,36 @@ def _truthy(condition: Any) -> Any:
         return bool(condition())
 
     return check
+
+
+async def test_the_pages_open_on_one_run_share_each_render(
+    api: httpx.AsyncClient, environment: EnvironmentInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renders: list[uuid.UUID] = []
+    render = run_events.render_run_fragment
+
+    async def counted(service: Any, env: Any, run_id: uuid.UUID, csrf_token: str = "") -> str:
+        renders.append(run_id)
+        return await render(service, env, run_id, csrf_token)
+
+    monkeypatch.setattr(run_events, "render_run_fragment", counted)
+    pages = 20
+    async with httpx.AsyncClient(base_url=str(api.base_url), timeout=60) as browser:
+        await signed_in(browser, environment.api_key)
+        run_id = await start_test_run(api, "hello-world", {"waitSeconds": 1})
+
+        async def watch() -> list[str]:
+            events = []
+            async with browser.stream("GET", f"/runs/{run_id}/events") as stream:
+                assert stream.status_code == 200
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: "):
+                        events.append(line.removeprefix("event: "))
+            return events
+
+        seen = await asyncio.gather(*(watch() for _ in range(pages)))
+    assert all(events[-1] == "end" and events.count("run") >= 2 for events in seen), seen
+    updates = max(events.count("run") for events in seen) - 1  # after each page's first region
+    assert updates >= 1
+    # One render per page as it opens, then one per change of the run for all the pages together.
+    assert len(renders) <= pages + updates, (len(renders), updates)
