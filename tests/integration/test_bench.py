@@ -29,6 +29,8 @@ EXPECTED = {
 DASHBOARD = {
     "dashboard_baseline_end_to_end_runs_per_s",
     "end_to_end_runs_per_s_with_dashboard_pages",
+    "dashboard_baseline_stack_cpu_ms_per_run",
+    "stack_cpu_ms_per_run_with_dashboard_pages",
     *(f"dashboard_page_{page}_p{p}" for page in ("jobs", "runs", "run") for p in (50, 99)),
 }
 

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 import aiohttp
+import psutil
 from sqlalchemy import text
 
 from app.container import Container
@@ -44,6 +45,7 @@ async def dashboard_phase(
         await _sign_in(web, stack.api_key)
         parked = await _park(api, container, pages)
         rates: dict[bool, list[float]] = {False: [], True: []}
+        cpu: dict[bool, list[float]] = {False: [], True: []}
         some_run = ""
         # Without, with, with, without: on a shared machine one pair is mostly noise, and a drift over the
         # passes (tables growing) weighs on both sides alike.
@@ -53,9 +55,11 @@ async def dashboard_phase(
             async with contextlib.AsyncExitStack() as streams:
                 if open_pages:
                     alive = await streams.enter_async_context(_open_streams(web, parked))
+                before = cpu_seconds(stack)
                 rate, some_run = await _end_to_end(container, api, runs, concurrency)
+                cpu[open_pages].append((cpu_seconds(stack) - before) / runs * 1000)
                 rates[open_pages].append(rate)
-                print(f"#   {rate:.0f} runs/s")
+                print(f"#   {rate:.0f} runs/s, {cpu[open_pages][-1]:.2f} ms of CPU a run")
                 if open_pages:
                     streams_alive = sum(1 for still in alive.values() if still)
             await settle(container)
@@ -69,13 +73,30 @@ async def dashboard_phase(
             stop.set()
             times = await sampler
     baseline, loaded = (sum(rates[side]) / len(rates[side]) for side in (False, True))
+    cpu_without, cpu_with = (sum(cpu[side]) / len(cpu[side]) for side in (False, True))
     report.add("dashboard_baseline_end_to_end_runs_per_s", baseline, "runs/s")
     report.add("dashboard_run_pages_open", streams_alive, "pages")
     report.add("end_to_end_runs_per_s_with_dashboard_pages", loaded, "runs/s")
     report.add("dashboard_pages_throughput_change_pct", (loaded / baseline - 1) * 100, "%", "within 10")
+    # What the stack spends (every role, PostgreSQL, the broker): on a shared machine, steadier than runs/s.
+    report.add("dashboard_baseline_stack_cpu_ms_per_run", cpu_without, "ms")
+    report.add("stack_cpu_ms_per_run_with_dashboard_pages", cpu_with, "ms")
     for page in PAGES:
         for p in (50, 99):
             report.add(f"dashboard_page_{page}_p{p}", percentile(times[page], p), "ms")
+
+
+def cpu_seconds(stack: BenchStack) -> float:
+    """CPU time (user and system) the stack's processes and their children have used so far."""
+    total = 0.0
+    for pid in [*(process.pid for process in stack.processes.values()), *stack.services.values()]:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for process in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+    return total
 
 
 async def _sign_in(web: aiohttp.ClientSession, api_key: str) -> None:
