@@ -33,6 +33,9 @@ INTERVAL_SECONDS = 0.5
 QUEUE_SIZE = 64
 # How far back the first look reads: transactions in flight when it started may hold lower positions.
 FIRST_LOOK_BACK = 10_000
+# A transaction open this many looks (a minute) no longer holds the cursor back: the service's writes take
+# milliseconds, and a look must not read ever more events because some session idles in a transaction.
+MAX_UNSETTLED_LOOKS = 120
 
 _START = text("SELECT coalesce(max(position), 0), pg_current_snapshot()::text FROM events")
 # One row at least (the aggregate), one per changed run. `settled`: every event at or below it was visible
@@ -229,5 +232,5 @@ class _Cursor:
         self.previous = snapshot_text
         self._top = max(self._top, upto or 0)
         self._pending.append((snapshot.xmax, self._top))
-        while self._pending and self._pending[0][0] <= snapshot.xmin:
+        while self._pending and (self._pending[0][0] <= snapshot.xmin or len(self._pending) > MAX_UNSETTLED_LOOKS):
             self.settled = max(self.settled, self._pending.popleft()[1])
