@@ -97,10 +97,11 @@ def broker_reader(request: AnyRequest) -> BrokerReader:
 async def overview_page(request: AnyRequest, env: DashboardEnv, service: Service) -> Response[str]:
     engine = service.reads.engine
     now = datetime.now(UTC)
-    series, queued, outbox, broker = await asyncio.gather(
+    series, queued, outbox, oldest, broker = await asyncio.gather(
         runs_per_minute(engine, env.id, now),
         queue(engine, env.id),
         backlog.outbox_backlog(engine),
+        backlog.oldest_due_run(engine),
         broker_reader(request).figures(),
     )
     context: dict[str, Any] = {
@@ -108,6 +109,7 @@ async def overview_page(request: AnyRequest, env: DashboardEnv, service: Service
         "totals": series.totals(),
         "queue": queued,
         "outbox": outbox,
+        "oldest_due": oldest,
         "broker": broker,
         "now": now,
         "chart_statuses": STATUS_ORDER,
