@@ -95,7 +95,7 @@ class Signed:
         session = self.sessions.decode(request.cookies.get(SESSION_COOKIE))
         if session is None:
             return None
-        self._service = service
+        self._service = service  # the process's one JobsService, the same on every request: the cache loads with it
         env = await self._environments.get(session.environment_id)
         if env is None or self.sessions.fingerprint(hash_key(env.api_key)) != session.key_fingerprint:
             return None  # the key was rotated or revoked since: sign in again

@@ -131,8 +131,13 @@ async def test_a_failing_jobs_error_is_shown(dashboard: Dashboard, environment: 
     await run_test(dashboard, "throws", "{}")
     await settled(page, "FAILURE")
     await expect(page.locator("#run-live .run-error")).to_contain_text("boom from compat job")
-    await expect(page.get_by_role("button", name="Continue")).to_be_visible()
     await dashboard.screenshot("run-failure", keep=True)
+    # Continued, it executes again (and fails again): a second attempt on the same page.
+    await page.get_by_role("button", name="Continue").click()
+    await expect(page.locator("#run-live").get_by_role("cell", name="continued")).to_be_visible()
+    await settled(page, "FAILURE")
+    await expect(page.locator("#run-live dl.timing").first.locator("dd").last).to_have_text("2")  # Attempt
+    assert dashboard.dialogs == ["Continue this run from where it stopped?"]
 
 
 async def test_a_waiting_run_is_canceled_from_its_page(dashboard: Dashboard, environment: EnvironmentInfo) -> None:
