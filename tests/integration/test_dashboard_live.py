@@ -150,3 +150,16 @@ async def test_the_pages_open_on_one_run_share_each_render(
     assert updates >= 1
     # One render per page as it opens, then one per change of the run for all the pages together.
     assert len(renders) <= pages + updates, (len(renders), updates)
+
+
+async def test_closing_the_feed_ends_every_stream(feed_engine: AsyncEngine, environment: EnvironmentInfo) -> None:
+    feed = LiveFeed(feed_engine, interval=0.05)
+    async with feed.subscribe(environment.id) as listing, feed.subscribe(environment.id, uuid.uuid4()) as one_run:
+        await wait_for(_truthy(lambda: feed.looks >= 2))
+        await feed.close()  # what the API's shutdown does, so that the server need not wait for open pages
+        assert [batch async for batch in listing.changes()] == []
+        assert [batch async for batch in one_run.changes()] == []
+        assert not feed.running
+    async with feed.subscribe(environment.id) as late:
+        assert [batch async for batch in late.changes()] == []
+        assert not feed.running
