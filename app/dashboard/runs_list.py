@@ -66,7 +66,7 @@ async def runs_page(
     where = run_filter(status, tag, job)
     after = parse_cursor(cursor)
     rows, next_cursor = await service.runs.page(env, where, min(PAGE_SIZE, MAX_TAKE), after)
-    jobs = [job.slug for job in await service.catalog.jobs(env)]
+    jobs = [each.slug for each in await service.catalog.jobs(env)]
     filters = {"status": where.status or "", "tag": where.tag or "", "job": where.job or ""}
     return render(
         request,
