@@ -170,6 +170,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         steady_seconds=args.steady_seconds,
         relay_messages=args.relay_messages,
         rebuild_events=args.rebuild_events,
+        dashboard_pages=args.dashboard_pages,
         peer=not args.no_peer,
         record=args.record,
         export_traces=args.export_traces,
@@ -258,6 +259,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--steady-seconds", type=float, default=10.0)
     bench.add_argument("--relay-messages", type=int, default=20_000)
     bench.add_argument("--rebuild-events", type=int, default=100_000)
+    bench.add_argument(
+        "--dashboard-pages", type=int, default=0, help="also: end to end with this many run pages open on SSE"
+    )
     bench.add_argument("--no-peer", action="store_true", help="skip the procrastinate comparison")
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
     bench.add_argument(

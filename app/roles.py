@@ -14,6 +14,7 @@ from app.adapters.messages import dead_letter_topic, lane_topics
 from app.api import create_app
 from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
+from app.dashboard.live import LiveFeed
 from app.observability.ops_server import OpsServer
 from app.settings import Settings
 from app.worker.consumer import DeadLetters, Dispatcher, Worker
@@ -60,10 +61,13 @@ async def run_roles(
             await kafka.ensure_topics(settings)
         tasks: list[asyncio.Task[None]] = []
         server: _Server | None = None
+        live: LiveFeed | None = None
         if "api" in roles:
+            app = create_app(container)
+            live = app.state.dashboard_live
             server = _Server(
                 uvicorn.Config(
-                    create_app(container),
+                    app,
                     host=settings.host,
                     port=settings.port,
                     log_level="warning",
@@ -99,6 +103,8 @@ async def run_roles(
         crashed = [t for t in done if t is not stopping]
         if server is not None:
             server.should_exit = True
+        if live is not None:
+            await live.close()  # ends the dashboard's open streams, which the server would wait for
         if worker is not None:
             worker.stopping.set()  # finish the batch in hand, commit its offsets, then return
         for task in tasks:

@@ -32,6 +32,8 @@ from app.api.observe import Observe
 from app.api.requests import LimitedRequest, refuse_nul_in_url
 from app.container import Container
 from app.dashboard import router as dashboard_router
+from app.dashboard.live import LiveFeed
+from app.dashboard.overview import BrokerReader
 from app.errors import ClientError
 from domain.status import InvalidTransition
 
@@ -77,6 +79,8 @@ def create_app(container: Container) -> Litestar:
         container.settings.secret_key,
     )
     app.asgi_handler = Observe(app.asgi_handler)  # around the router and the error handlers: sees every answer
+    app.state.dashboard_live = LiveFeed(container.engine)  # idle until a page listens; closed by the caller
+    app.state.dashboard_broker = BrokerReader(container.settings)
     return app
 
 

@@ -13,11 +13,11 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
-from app.dashboard import jobs, runs
+from app.dashboard import jobs, overview, run_events, runs, runs_list
 from app.dashboard.session import Sessions
 from app.dashboard.web import EXCEPTION_HANDLERS, HERE, OPT_KEY, SecurityHeaders, Signed, dashboard_env
 
-PAGES = [*jobs.HANDLERS, *runs.HANDLERS]
+PAGES = [*jobs.HANDLERS, *runs.HANDLERS, *overview.HANDLERS, *runs_list.HANDLERS, *run_events.HANDLERS]
 
 
 def router(secret_key: str | None) -> Router:

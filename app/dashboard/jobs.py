@@ -23,7 +23,7 @@ MAX_API_KEY = 200
 @get("/", include_in_schema=False)
 async def sign_in_page(request: AnyRequest, service: Service) -> Response[Any]:
     if await signed_of(request).environment(request, service) is not None:
-        return Redirect("/jobs", status_code=303)
+        return Redirect("/overview", status_code=303)
     return render(request, "sign_in.html")
 
 

@@ -4,6 +4,7 @@ same service calls as the API's control routes)."""
 from typing import Any
 
 from litestar import Response, get, post
+from litestar.enums import MediaType
 from litestar.params import FromPath
 from litestar.response import Redirect
 
@@ -23,7 +24,7 @@ async def run_fragment(
     request: AnyRequest, service: Service, env: DashboardEnv, run_id: FromPath[str]
 ) -> Response[str]:
     html = await render_run_fragment(service, env, parse_run_id(run_id), csrf_token_of(request))
-    return Response(html, media_type="text/html; charset=utf-8")
+    return Response(html, media_type=MediaType.HTML)
 
 
 @post("/runs/{run_id:str}/cancel", include_in_schema=False, status_code=303)

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from litestar import Response
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -167,7 +168,7 @@ def render(
     page = TEMPLATES.get_template(template)
     html = page.render(csrf_token=sessions.csrf_token(nonce), request_path=request.url.path, **context)
     all_cookies = [*(cookies or []), *([new_cookie] if new_cookie else [])]
-    return Response(html, status_code=status_code, media_type="text/html; charset=utf-8", cookies=all_cookies)
+    return Response(html, status_code=status_code, media_type=MediaType.HTML, cookies=all_cookies)
 
 
 def render_fragment(template: str, **context: Any) -> str:

@@ -48,7 +48,7 @@ class Status:
 async def read_status(settings: Settings, minutes: int) -> Status:
     """Everything the screen shows; raises RuntimeError naming the service that cannot be reached."""
     database = await _from_database(settings, minutes)
-    lanes, dead_letters, workers = await _from_broker(settings)
+    lanes, dead_letters, workers = await from_broker(settings)
     return Status(minutes, *database, lanes, dead_letters, workers)
 
 
@@ -68,7 +68,7 @@ async def _from_database(
     return outbox, runs, oldest
 
 
-async def _from_broker(
+async def from_broker(
     settings: Settings,
 ) -> tuple[dict[TopicPartition, PartitionOffsets], dict[str, int], Workers | None]:
     offsets = OffsetsReader(settings)

@@ -196,7 +196,7 @@ async def test_markup_renders_as_text_and_runs_nothing(dashboard: Dashboard, env
     assert await page.evaluate("typeof window.__xss") == "undefined"
     assert await page.locator("img").count() == 0
     scripts = await page.locator("script").evaluate_all("nodes => nodes.map(n => n.getAttribute('src'))")
-    assert scripts == ["/static/dashboard.js"]
+    assert scripts == ["/static/dashboard.js", "/static/live.js"]
     assert dashboard.dialogs == []
     await dashboard.screenshot("run-markup")
     # The jobs page and the job's runs tab show the same run's markup inertly too.

@@ -21,6 +21,8 @@ function define(client) {
         const inner = await io.runTask("compose", async () => `Hello, ${payload.name ?? "world"}!`);
         return { greeting: inner };
       });
+      // A test that watches the run page fill in live asks for a pause, so the page is there before the end.
+      if (payload.waitSeconds) await io.wait("pause", payload.waitSeconds);
       const status = await io.createStatus("progress", { label: "Greeted", state: "success", data: { n: 1 } });
       return { ...greeting, status: status.key };
     },

@@ -30,6 +30,13 @@ EXPECTED = {
     "cpu_ms_per_run_worker",
     "spans_exported",  # --export-traces: every role's spans reached the bench's OTLP receiver
 }
+DASHBOARD = {
+    "dashboard_baseline_end_to_end_runs_per_s",
+    "end_to_end_runs_per_s_with_dashboard_pages",
+    "dashboard_baseline_stack_cpu_ms_per_run",
+    "stack_cpu_ms_per_run_with_dashboard_pages",
+    *(f"dashboard_page_{page}_p{p}" for page in ("jobs", "runs", "run") for p in (50, 99)),
+}
 
 
 def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstrap: str) -> None:
@@ -53,6 +60,8 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
             "--rebuild-events",
             "1000",
             "--export-traces",
+            "--dashboard-pages",
+            "3",
         ],
         cwd=ROOT,
         env=env,
@@ -70,3 +79,7 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert EXPECTED <= set(figures), EXPECTED - set(figures)
     assert all(figure["value"] > 0 for name, figure in figures.items() if name in EXPECTED)
     assert figures["rebuild_events"]["value"] >= 1000
+    assert DASHBOARD <= set(figures), DASHBOARD - set(figures)
+    assert all(figures[name]["value"] > 0 for name in DASHBOARD)
+    assert figures["dashboard_run_pages_open"]["value"] == 3  # every page's stream was still open at the end
+    assert "dashboard_pages_throughput_change_pct" in figures

@@ -1,9 +1,12 @@
 """A minimal trigger.dev endpoint for benchmarks: one job, and every EXECUTE_JOB answers SUCCESS at once (or
-after a fixed delay, to stand for a slow job), so what is measured is the service, not the endpoint."""
+after a fixed delay, to stand for a slow job), so what is measured is the service, not the endpoint. A second
+job, `parked`, never ends within a benchmark: each execution asks to be run again in an hour (a rate limit),
+so its runs stay live, holding no worker, for the dashboard's open run pages."""
 
 import asyncio
 import json
 import sys
+import time
 import typing
 
 from app import event_loop
@@ -16,10 +19,29 @@ JOB = {
     "trigger": {"type": "static", "rule": {"event": "bench.noop", "source": "trigger.dev"}},
     "enabled": True,
 }
+PARKED = {
+    **JOB,
+    "id": "parked",
+    "name": "Parked",
+    "event": {"name": "bench.parked", "source": "trigger.dev"},
+    "trigger": {"type": "static", "rule": {"event": "bench.parked", "source": "trigger.dev"}},
+}
 INDEX = json.dumps(
-    {"jobs": [JOB], "sources": [], "webhooks": [], "dynamicTriggers": [], "dynamicSchedules": [], "httpEndpoints": []}
+    {
+        "jobs": [JOB, PARKED],
+        "sources": [],
+        "webhooks": [],
+        "dynamicTriggers": [],
+        "dynamicSchedules": [],
+        "httpEndpoints": [],
+    }
 ).encode()
 SUCCESS = b'{"status":"SUCCESS","output":{"ok":true}}'
+PARK_SECONDS = 3600
+
+
+def _parked() -> bytes:
+    return json.dumps({"status": "AUTO_YIELD_RATE_LIMIT", "reset": int((time.time() + PARK_SECONDS) * 1000)}).encode()
 
 
 def _response(body: bytes) -> bytes:
@@ -49,9 +71,12 @@ class NoopProtocol(asyncio.Protocol):
                     length = int(value)
             if len(self.buffer) < end + 4 + length:
                 return
+            body = self.buffer[end + 4 : end + 4 + length]
             self.buffer = self.buffer[end + 4 + length :]
             assert self.transport is not None
-            if "index_endpoint" in head or not self.delay:
+            if b'"parked"' in body:
+                self.transport.write(_response(_parked()))
+            elif "index_endpoint" in head or not self.delay:
                 self.transport.write(_response(INDEX if "index_endpoint" in head else SUCCESS))
             else:
                 asyncio.get_running_loop().call_later(self.delay, self._answer)

@@ -11,6 +11,7 @@ from app import event_loop
 from app.container import Container
 from app.settings import Settings
 from app.tools.bench import measure
+from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
 from app.tools.bench.stack import bench_stack
@@ -26,6 +27,7 @@ class BenchOptions:
     steady_seconds: float = 10.0
     relay_messages: int = 20_000
     rebuild_events: int = 100_000
+    dashboard_pages: int = 0  # > 0: the dashboard phase, with this many run pages open
     peer: bool = True
     record: bool = False
     export_traces: bool = False
@@ -64,6 +66,11 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
+        if options.dashboard_pages:
+            await dashboard_phase(
+                stack, container, api, report, options.runs, options.concurrency, options.dashboard_pages
+            )
+            await measure.settle(container)
         print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
         await measure.steady(stack, container, api, report, options.rate, options.steady_seconds)
         await measure.settle(container)
