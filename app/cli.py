@@ -188,7 +188,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_openapi(settings: Settings, args: argparse.Namespace) -> None:
-    from app.api import openapi_document
+    from app.http_app import openapi_document
 
     document = openapi_document()
     if args.output is None:

@@ -11,10 +11,10 @@ import uvicorn
 from app import role_probes as probes
 from app.adapters import kafka
 from app.adapters.messages import dead_letter_topic, lane_topics
-from app.api import create_app
 from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
 from app.dashboard.live import LiveFeed
+from app.http_app import create_app
 from app.observability.ops_server import OpsServer
 from app.settings import Settings
 from app.worker.consumer import DeadLetters, Dispatcher, Worker

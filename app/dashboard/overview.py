@@ -15,13 +15,12 @@ from litestar import Response, get
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters import backlog
+from app.adapters import backlog, status_readings
 from app.adapters.ttl_cache import TtlCache
 from app.api.common import AnyRequest, Service
 from app.dashboard.chart import STATUS_ORDER, Series, runs_chart
 from app.dashboard.web import DashboardEnv, render
 from app.settings import Settings
-from app.tools import status
 
 BROKER_TTL_SECONDS = 5.0
 BROKER_WAIT_SECONDS = 3.0
@@ -62,7 +61,7 @@ class BrokerReader:
     async def _read(self, _: str) -> BrokerFigures:
         try:
             async with asyncio.timeout(BROKER_WAIT_SECONDS):
-                lanes, dead_letters, _workers = await status.from_broker(self.settings)
+                lanes, dead_letters, _workers = await status_readings.from_broker(self.settings)
         except Exception as error:
             reason = "no answer in time" if isinstance(error, TimeoutError) else str(error).splitlines()[0]
             return BrokerFigures(None, {}, None, datetime.now(UTC), f"the broker cannot be read: {reason}")

@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.api import create_app
 from app.container import Container
+from app.http_app import create_app
 
 
 @pytest.fixture

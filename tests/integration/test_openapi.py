@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from app.api import openapi_document
 from app.container import Container
+from app.http_app import openapi_document
 from app.service.environments import EnvironmentInfo
 from tests.helpers import register
 from tests.node_endpoint import NodeEndpoint

@@ -16,8 +16,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from app.adapters.endpoint_client import EndpointClient, EndpointError
 from app.adapters.messages import ExecuteJobRun, NotifyRun
 from app.adapters.url_policy import UrlPolicy, parse_networks
-from app.api import create_app
 from app.container import Container
+from app.http_app import create_app
 from app.settings import Settings
 from app.worker.executor import RunExecutor
 from app.worker.notifier import Notifier

@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.adapters.db import alembic_config, migrate
 from app.adapters.reads import ReadModels
 from app.adapters.sealing import Sealer, SecretKeyError, generate_key
-from app.api import create_app
 from app.container import Container
+from app.http_app import create_app
 from app.roles import run_roles
 from app.service.environments import Authenticator, EnvironmentInfo, hash_key
 from app.settings import Settings

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from app.api import create_app
 from app.container import Container
+from app.http_app import create_app
 from app.service.environments import EnvironmentInfo
 from app.settings import Settings
 from domain.environments import EnvironmentType
