@@ -174,6 +174,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         peer=not args.no_peer,
         record=args.record,
         export_traces=args.export_traces,
+        replicas=args.replicas,
     )
     run_bench(settings, options)
 
@@ -208,6 +209,12 @@ def port_number(text: str) -> int:
 def minutes(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 525_600:
         raise argparse.ArgumentTypeError(f"must be a whole number of minutes from 1 to 525600, got {text!r}")
+    return int(text)
+
+
+def replica_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 8:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 8, got {text!r}")
     return int(text)
 
 
@@ -262,7 +269,13 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--dashboard-pages", type=int, default=0, help="also: end to end with this many run pages open on SSE"
     )
-    bench.add_argument("--no-peer", action="store_true", help="skip the procrastinate comparison")
+    bench.add_argument(
+        "--replicas",
+        type=replica_count,
+        default=1,
+        help="processes of each role: API (the load spread over them), relay, worker",
+    )
+    bench.add_argument("--no-peer", action="store_true", help="skip the peers (procrastinate, Celery + Redis)")
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
     bench.add_argument(
         "--export-traces", action="store_true", help="the roles export every span (100%% sampled) over OTLP/HTTP"

@@ -29,7 +29,17 @@ EXPECTED = {
     "cpu_ms_per_run_api",
     "cpu_ms_per_run_worker",
     "spans_exported",  # --export-traces: every role's spans reached the bench's OTLP receiver
+    "pg_commits_per_run",
+    "pg_write_xacts_per_run",
+    "pg_wal_bytes_per_run",
+    "pg_rows_inserted_per_run",
+    "kafka_messages_per_run",
+    "kafka_bytes_per_run",
+    "peer_celery_redis_tasks_per_s",
+    "end_to_end_vs_celery",
+    "end_to_end_vs_procrastinate",
 }
+EXECUTED_ONCE = ("runs_executed_twice", "runs_not_executed", "attempts_started_twice", "runs_not_completed_once")
 DASHBOARD = {
     "dashboard_baseline_end_to_end_runs_per_s",
     "end_to_end_runs_per_s_with_dashboard_pages",
@@ -79,6 +89,7 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert EXPECTED <= set(figures), EXPECTED - set(figures)
     assert all(figure["value"] > 0 for name, figure in figures.items() if name in EXPECTED)
     assert figures["rebuild_events"]["value"] >= 1000
+    assert all(figures[name]["value"] == 0 for name in EXECUTED_ONCE), [figures[n] for n in EXECUTED_ONCE]
     assert DASHBOARD <= set(figures), DASHBOARD - set(figures)
     assert all(figures[name]["value"] > 0 for name in DASHBOARD)
     assert figures["dashboard_run_pages_open"]["value"] == 3  # every page's stream was still open at the end

@@ -5,7 +5,7 @@ what it measures. It speaks just what the API answers: a status line, headers an
 """
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import msgspec
@@ -16,10 +16,13 @@ class LoadError(Exception):
 
 
 class ApiConnections:
-    def __init__(self, base_url: str, headers: Mapping[str, str], size: int) -> None:
-        url = urlsplit(base_url)
-        self.host = url.hostname or "127.0.0.1"
-        self.port = url.port or 80
+    """Up to `size` connections; given several API processes' URLs, the connections go to each in turn."""
+
+    def __init__(self, base_url: str | Sequence[str], headers: Mapping[str, str], size: int) -> None:
+        urls = [urlsplit(url) for url in ([base_url] if isinstance(base_url, str) else base_url)]
+        self.addresses = [(url.hostname or "127.0.0.1", url.port or 80) for url in urls]
+        self.host = self.addresses[0][0]
+        self._turn = 0
         self.head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         self.size = size
         self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
@@ -46,8 +49,10 @@ class ApiConnections:
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._idle.empty() and self._opened < self.size:
             self._opened += 1
+            host, port = self.addresses[self._turn % len(self.addresses)]
+            self._turn += 1
             try:
-                return await asyncio.open_connection(self.host, self.port)
+                return await asyncio.open_connection(host, port)
             except BaseException:
                 self._opened -= 1
                 raise

@@ -13,6 +13,9 @@ from sqlalchemy import text
 from app.adapters import kafka
 from app.container import Container
 from app.progress import ProgressBar
+from app.tools.bench import costs
+from app.tools.bench.costs import KafkaTally
+from app.tools.bench.executions import execution_figures
 from app.tools.bench.figures import Report, percentile
 from app.tools.bench.load import ApiConnections, LoadError
 from app.tools.bench.stack import BenchStack
@@ -110,6 +113,7 @@ class PublishTimes:
             heartbeat_interval_ms=1000,
         )
         self.published: dict[str, float] = {}
+        self.kafka = KafkaTally()
         self.task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "PublishTimes":
@@ -124,6 +128,7 @@ class PublishTimes:
             for records in (await self.consumer.getmany(timeout_ms=200)).values():
                 for record in records:
                     self.published.setdefault((record.key or b"").decode(), record.timestamp / 1000)
+                    self.kafka.add(record.key, record.value, record.headers)
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.task is not None
@@ -146,12 +151,14 @@ async def submissions_alone(
 ) -> None:
     """TestJob over HTTP with the relay paused: what the API and the database take in when nothing executes
     meanwhile. The queued runs are executed once the relay resumes, before the next phase."""
-    relay = stack.processes["relay"]
-    relay.send_signal(signal.SIGSTOP)
+    relays = stack.role_processes("relay")
+    for relay in relays:
+        relay.send_signal(signal.SIGSTOP)
     try:
         run_ids, latencies, wall = await submit(api, runs, concurrency)
     finally:
-        relay.send_signal(signal.SIGCONT)
+        for relay in relays:
+            relay.send_signal(signal.SIGCONT)
     report.add("testjob_submissions_per_s", runs / wall, "runs/s", ">= 2000")
     for p in (50, 95, 99):
         report.add(f"submit_latency_p{p}", percentile(latencies, p), "ms")
@@ -161,6 +168,7 @@ async def submissions_alone(
 async def throughput(
     stack: BenchStack, container: Container, api: ApiConnections, report: Report, runs: int, concurrency: int
 ) -> None:
+    before = await costs.snapshot(container)
     async with PublishTimes(stack) as publish:
         submitted: list[str] = []
         watcher = asyncio.create_task(wait_succeeded(container, submitted, expected=runs))
@@ -170,11 +178,13 @@ async def throughput(
         seen = await watcher
         cpu_after, load_after = stack.cpu_seconds(), _own_cpu_seconds()
     cpu_figures(report, cpu_before, cpu_after, load_after - load_before, runs)
+    costs.cost_figures(report, before, await costs.snapshot(container), publish.kafka, runs)
     report.add("testjob_submissions_per_s_while_executing", runs / wall, "runs/s")
     for p in (50, 99):
         report.add(f"submit_latency_while_executing_p{p}", percentile(latencies, p), "ms")
     report.add("end_to_end_runs_per_s", runs / (max(seen.values()) - first), "runs/s", ">= 1000")
     stage_figures(report, "stage", await stage_times(container, run_ids), publish.published, seen)
+    await execution_figures(stack, container, report, run_ids)
 
 
 SERVICE_KINDS = ("api", "relay", "worker", "postgres", "broker")

@@ -1,9 +1,13 @@
 """A minimal trigger.dev endpoint for benchmarks: one job, and every EXECUTE_JOB answers SUCCESS at once (or
 after a fixed delay, to stand for a slow job), so what is measured is the service, not the endpoint. A second
 job, `parked`, never ends within a benchmark: each execution asks to be run again in an hour (a rate limit),
-so its runs stay live, holding no worker, for the dashboard's open run pages."""
+so its runs stay live, holding no worker, for the dashboard's open run pages.
+
+It counts the EXECUTE_JOB calls it gets for each run (`GET /executions` answers them as
+`{"<run id>": <calls>}`), so the bench can show no run was executed twice."""
 
 import asyncio
+import collections
 import json
 import sys
 import time
@@ -38,6 +42,8 @@ INDEX = json.dumps(
 ).encode()
 SUCCESS = b'{"status":"SUCCESS","output":{"ok":true}}'
 PARK_SECONDS = 3600
+RUN_ID = b'"run":{"id":"'  # how the service's compact JSON body names the run
+EXECUTIONS: collections.Counter[str] = collections.Counter()
 
 
 def _parked() -> bytes:
@@ -74,6 +80,11 @@ class NoopProtocol(asyncio.Protocol):
             body = self.buffer[end + 4 : end + 4 + length]
             self.buffer = self.buffer[end + 4 + length :]
             assert self.transport is not None
+            if head.startswith("get /executions"):
+                self.transport.write(_response(json.dumps(EXECUTIONS).encode()))
+                continue
+            if "execute_job" in head and (at := body.find(RUN_ID)) >= 0:
+                EXECUTIONS[body[at + len(RUN_ID) : at + len(RUN_ID) + 36].decode()] += 1
             if b'"parked"' in body:
                 self.transport.write(_response(_parked()))
             elif "index_endpoint" in head or not self.delay:

@@ -31,12 +31,13 @@ class BenchOptions:
     peer: bool = True
     record: bool = False
     export_traces: bool = False
+    replicas: int = 1  # processes of each role (API, relay, worker)
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="jobs-bench-"))
-    with bench_stack(settings, work, export_traces=options.export_traces) as stack:
+    with bench_stack(settings, work, export_traces=options.export_traces, replicas=options.replicas) as stack:
         event_loop.run(_measure(stack, report, options))
         measure.peak_memory(stack, report)
         if stack.trace_sink_url is not None:
@@ -44,6 +45,8 @@ def run_bench(settings: Settings, options: BenchOptions) -> Report:
         if options.peer:
             database_url = stack.settings.required_database_url
             asyncio.run(_peer(database_url, database_url + "_peer", report, options))
+            _celery_peer(work, report, options)
+            _ratios(report)
     shutil.rmtree(work, ignore_errors=True)  # kept, with the roles' logs, when the benchmark fails
     if options.record:
         print(f"recorded in {report.record(RESULTS, options.__dict__)}")
@@ -56,7 +59,7 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     assert isinstance(stack, BenchStack)
     container = Container.create(replace(stack.settings, db_pool_size=5))
     headers = {"Authorization": f"Bearer {stack.api_key}"}
-    api = ApiConnections(stack.api_url, headers, options.concurrency)
+    api = ApiConnections(stack.api_urls, headers, options.concurrency)
     try:
         await measure.register(api, stack)
         await measure.submit(api, 200, 16)  # warm up
@@ -96,3 +99,22 @@ async def _peer(database_url: str, peer_database: str, report: Report, options: 
     await admin.dispose()
     print(f"# peer: procrastinate, {options.runs} no-op jobs")
     await procrastinate_figures(peer_database, options.runs, 10, report)
+
+
+def _celery_peer(work: Path, report: Report, options: BenchOptions) -> None:
+    from app.tools.bench.celery_peer import POOL_PROCESSES, celery_figures
+
+    print(f"# peer: Celery + Redis, prefork x {POOL_PROCESSES}, {options.runs} no-op tasks")
+    celery_figures(options.runs, work, report)
+
+
+def _ratios(report: Report) -> None:
+    """The end to end rate against each peer's, measured in the same run."""
+    values = {figure.figure: figure.value for figure in report.figures}
+    ours = values.get("end_to_end_runs_per_s")
+    for name, peer in (
+        ("celery", "peer_celery_redis_tasks_per_s"),
+        ("procrastinate", "peer_procrastinate_end_to_end_per_s"),
+    ):
+        if ours and values.get(peer):
+            report.add(f"end_to_end_vs_{name}", ours / values[peer], "x")

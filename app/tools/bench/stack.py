@@ -33,6 +33,7 @@ class BenchStack:
     peak_rss: dict[str, int] = field(default_factory=dict)
     services: dict[str, int] = field(default_factory=dict)  # the embedded servers' process ids, by name
     trace_sink_url: str | None = None  # where the roles export their spans (`bench --export-traces`)
+    api_ports: list[int] = field(default_factory=list)  # every API process's (the first is settings.port)
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time (user + system) every process of the stack has used so far, summed like `memory`."""
@@ -68,21 +69,40 @@ class BenchStack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.port}"
 
+    @property
+    def api_urls(self) -> list[str]:
+        """Every API process's URL (`bench --replicas`), the first being `api_url`."""
+        return [f"http://127.0.0.1:{port}" for port in self.api_ports or [self.settings.port]]
+
+    def role_processes(self, role: str) -> list["subprocess.Popen[bytes]"]:
+        """Each replica of `role`."""
+        return [process for name, process in self.processes.items() if _role(name) == role]
+
 
 def _kind(process_name: str, root: str) -> str:
     if process_name.startswith("postgres"):
         return "postgres"
     if process_name.startswith("tansu"):
         return "broker"
-    return root
+    return _role(root)
+
+
+def _role(name: str) -> str:
+    """The role a process of the stack plays: `api.2`, the second API replica, is an `api`."""
+    return name.split(".", 1)[0]
+
+
+def replica_name(role: str, replica: int) -> str:
+    return role if replica == 1 else f"{role}.{replica}"
 
 
 @contextlib.contextmanager
 def bench_stack(
-    settings: Settings, work_dir: Path, endpoint_delay_ms: int = 0, export_traces: bool = False
+    settings: Settings, work_dir: Path, endpoint_delay_ms: int = 0, export_traces: bool = False, replicas: int = 1
 ) -> Iterator[BenchStack]:
-    """The roles as separate processes, on embedded services unless the settings name others; with
-    `export_traces`, every span of theirs (100% sampled) goes to an OTLP receiver started beside them."""
+    """The roles as separate processes, on embedded services unless the settings name others, `replicas` of
+    each (API processes on ports of their own); with `export_traces`, every span of theirs (100% sampled) goes
+    to an OTLP receiver started beside them."""
     with contextlib.ExitStack() as services:
         pids: dict[str, int] = {}
         database_url = settings.database_url
@@ -117,11 +137,14 @@ def bench_stack(
         if export_traces:
             stack.trace_sink_url = _trace_sink(services, work_dir)
             env.update(OTEL_EXPORTER_OTLP_ENDPOINT=stack.trace_sink_url, OTEL_TRACES_SAMPLER="always_on")
-        for role in ROLES:
-            stack.processes[role] = services.enter_context(
-                _process([sys.executable, "-m", "app.cli", role], work_dir, role, env)
-            )
-            _wait_running(stack.processes[role], work_dir / f"{role}.log")
+        stack.api_ports = [settings.port, *(free_port() for _ in range(replicas - 1))]
+        for replica in range(1, replicas + 1):
+            for role in ROLES:
+                name = replica_name(role, replica)
+                own = {**env, "JOBS_PORT": str(stack.api_ports[replica - 1])} if role == "api" else env
+                command = [sys.executable, "-m", "app.cli", role]
+                stack.processes[name] = services.enter_context(_process(command, work_dir, name, own))
+                _wait_running(stack.processes[name], work_dir / f"{name}.log")
         stop = threading.Event()
         sampler = threading.Thread(target=_sample_rss, args=(stack, stop), daemon=True)
         sampler.start()
