@@ -175,6 +175,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         record=args.record,
         export_traces=args.export_traces,
         replicas=args.replicas,
+        throughput_only=args.throughput_only,
     )
     run_bench(settings, options)
 
@@ -274,6 +275,9 @@ def parser() -> argparse.ArgumentParser:
         type=replica_count,
         default=1,
         help="processes of each role: API (the load spread over them), relay, worker",
+    )
+    bench.add_argument(
+        "--throughput-only", action="store_true", help="only the throughput phase (with the peers unless --no-peer)"
     )
     bench.add_argument("--no-peer", action="store_true", help="skip the peers (procrastinate, Celery + Redis)")
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from app.tools.bench.capacity import COSTS, Assumptions, costs_of, markdown, plan
+from app.tools.bench.capacity import BEGIN, COSTS, END, Assumptions, costs_of, markdown, plan, replace_tables
 
 COSTS_HERE = {
     "cpu_ms_per_run_api": 0.5,
@@ -51,3 +51,10 @@ def test_the_tables_name_every_figure_and_assumption() -> None:
     assert all(f"`{name}`" in text for name, _ in COSTS)
     assert "`pg_wal_bytes_per_s` = 3e+08" in text
     assert "| 10,000 runs/s | 100,000 runs/s |" in text
+
+
+def test_the_tables_replace_only_what_lies_between_the_markers() -> None:
+    document = f"intro\n{BEGIN}\nold tables\n{END}\nafterwards\n"
+    assert replace_tables(document, "new tables\n") == f"intro\n{BEGIN}\nnew tables\n{END}\nafterwards\n"
+    with pytest.raises(ValueError, match="no capacity table markers"):
+        replace_tables("no markers", "new tables\n")

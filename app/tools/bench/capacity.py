@@ -2,7 +2,9 @@
 PostgreSQL commits, WAL and rows, Kafka messages and bytes), what a target rate takes. Prints the doc's tables
 as Markdown, so refreshing the doc after the per-run costs change is one command:
 
-    python -m app.tools.bench.capacity benchmarks/results/<a run with the cost figures>.json
+    python -m app.tools.bench.capacity benchmarks/results/<a run with the cost figures>.json [--write docs/scaling.md]
+
+With --write, the tables replace what the document holds between its BEGIN and END markers.
 
 Every input that is not measured is an `Assumptions` field, named in the output."""
 
@@ -137,16 +139,33 @@ def markdown(costs: dict[str, float], source: str, a: Assumptions) -> str:
     return "\n".join(lines) + "\n"
 
 
+BEGIN = "<!-- capacity tables: begin (python -m app.tools.bench.capacity ... --write) -->"
+END = "<!-- capacity tables: end -->"
+
+
+def replace_tables(document: str, tables: str) -> str:
+    """`document` with what lies between its markers replaced by `tables`."""
+    start, end = document.find(BEGIN), document.find(END)
+    if start < 0 or end < start:
+        raise ValueError("the document has no capacity table markers")
+    return document[: start + len(BEGIN)] + "\n" + tables + document[end:]
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m app.tools.bench.capacity benchmarks/results/<run>.json", file=sys.stderr)
+    if len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] != "--write"):
+        print("usage: python -m app.tools.bench.capacity RESULTS.json [--write docs/scaling.md]", file=sys.stderr)
         return 2
     try:
-        costs = costs_of(json.loads(Path(argv[0]).read_text()))
+        tables = markdown(costs_of(json.loads(Path(argv[0]).read_text())), argv[0], Assumptions())
+        if len(argv) == 3:
+            doc = Path(argv[2])
+            doc.write_text(replace_tables(doc.read_text(), tables))
+            print(f"capacity tables written in {doc}")
+        else:
+            print(tables, end="")
     except (OSError, ValueError) as error:
         print(f"capacity: {error}", file=sys.stderr)
         return 2
-    print(markdown(costs, argv[0], Assumptions()), end="")
     return 0
 
 

@@ -40,10 +40,12 @@ class KafkaTally:
 
     messages: int = 0
     payload_bytes: int = 0
+    keys: set[bytes] = field(default_factory=set)  # a run's id: more messages than keys is a run sent again
 
     def add(self, key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> None:
         self.messages += 1
         self.payload_bytes += record_size(key, value, headers)
+        self.keys.add(key or b"")
 
 
 @dataclass
@@ -102,4 +104,5 @@ def cost_figures(report: Report, before: Snapshot, after: Snapshot, kafka: Kafka
             shares.append(f"{name} +{ins / runs:.2f} ~{upd / runs:.2f} -{dele / runs:.2f}")
     print("# rows per run (inserted ~updated -deleted): " + ", ".join(shares))
     report.add("kafka_messages_per_run", kafka.messages / runs, "msgs")
+    report.add("kafka_messages_sent_again_per_run", (kafka.messages - len(kafka.keys)) / runs, "msgs")
     report.add("kafka_bytes_per_run", kafka.payload_bytes / runs, "bytes")

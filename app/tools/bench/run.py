@@ -32,6 +32,7 @@ class BenchOptions:
     record: bool = False
     export_traces: bool = False
     replicas: int = 1  # processes of each role (API, relay, worker)
+    throughput_only: bool = False  # only the throughput phase (and the peers)
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
@@ -63,6 +64,10 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     try:
         await measure.register(api, stack)
         await measure.submit(api, 200, 16)  # warm up
+        if options.throughput_only:
+            print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
+            await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+            return
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, relay paused (the API alone)")
         await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
