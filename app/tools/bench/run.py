@@ -63,8 +63,10 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     api = ApiConnections(stack.api_urls, headers, options.concurrency)
     try:
         await measure.register(api, stack)
-        await measure.submit(api, 200, 16)  # warm up
+        warm_up, _, _ = await measure.submit(api, 200, 16)
         if options.throughput_only:
+            await measure.wait_succeeded(container, warm_up)  # done before the phase's counters start
+            await measure.settle(container)
             print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
             await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
             return
