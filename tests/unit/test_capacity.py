@@ -58,3 +58,12 @@ def test_the_tables_replace_only_what_lies_between_the_markers() -> None:
     assert replace_tables(document, "new tables\n") == f"intro\n{BEGIN}\nnew tables\n{END}\nafterwards\n"
     with pytest.raises(ValueError, match="no capacity table markers"):
         replace_tables("no markers", "new tables\n")
+
+
+def test_a_later_run_replaces_the_figures_it_holds() -> None:
+    everything = {"figures": [{"figure": name, "value": value} for name, value in COSTS_HERE.items()]}
+    quiet_cpu = {"figures": [{"figure": "cpu_ms_per_run_api", "value": 0.25}, {"figure": "other", "value": 1}]}
+    costs = costs_of(everything, quiet_cpu)
+    assert costs["cpu_ms_per_run_api"] == 0.25
+    assert costs["pg_wal_bytes_per_run"] == 6000.0
+    assert "other" not in costs

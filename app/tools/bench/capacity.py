@@ -2,9 +2,10 @@
 PostgreSQL commits, WAL and rows, Kafka messages and bytes), what a target rate takes. Prints the doc's tables
 as Markdown, so refreshing the doc after the per-run costs change is one command:
 
-    python -m app.tools.bench.capacity benchmarks/results/<a run with the cost figures>.json [--write docs/scaling.md]
+    python -m app.tools.bench.capacity RESULTS.json [MORE.json ...] [--write docs/scaling.md]
 
-With --write, the tables replace what the document holds between its BEGIN and END markers.
+Several runs: a figure a later one holds replaces an earlier one's. With --write, the tables replace what the
+document holds between its BEGIN and END markers.
 
 Every input that is not measured is an `Assumptions` field, named in the output."""
 
@@ -46,12 +47,15 @@ class Assumptions:
     kafka_broker_bytes_per_s: float = 50e6  # produce one broker takes with replication factor 3
 
 
-def costs_of(document: dict[str, object]) -> dict[str, float]:
-    """The per-run costs a recorded bench run holds (benchmarks/results/*.json)."""
-    figures = document.get("figures")
-    if not isinstance(figures, list):
-        raise ValueError("not a recorded bench run: no figures")
-    values = {str(f["figure"]): float(f["value"]) for f in figures}
+def costs_of(*documents: dict[str, object]) -> dict[str, float]:
+    """The per-run costs recorded bench runs hold (benchmarks/results/*.json); a figure a later run holds
+    replaces an earlier one's (say, CPU from a run on a quiet machine over a run that measured the rest)."""
+    values: dict[str, float] = {}
+    for document in documents:
+        figures = document.get("figures")
+        if not isinstance(figures, list):
+            raise ValueError("not a recorded bench run: no figures")
+        values.update({str(f["figure"]): float(f["value"]) for f in figures if f["figure"] in dict(COSTS)})
     missing = [name for name, _ in COSTS if name not in values]
     if missing:
         raise ValueError(f"the run lacks the cost figures {', '.join(missing)}: record one with this bench")
@@ -109,7 +113,12 @@ def plan(costs: dict[str, float], rate: int, a: Assumptions) -> Plan:
 
 
 def markdown(costs: dict[str, float], source: str, a: Assumptions) -> str:
-    lines = [f"Per-run costs (from `{source}`):", "", "| figure | per run | what |", "| --- | ---: | --- |"]
+    lines = [
+        f"Per-run costs (from {source}; a later file's figure replaces an earlier one's):",
+        "",
+        "| figure | per run | what |",
+        "| --- | ---: | --- |",
+    ]
     lines += [f"| `{name}` | {costs[name]:g} | {what} |" for name, what in COSTS]
     plans = [plan(costs, rate, a) for rate in RATES]
     head = "| | " + " | ".join(f"{p.rate:,} runs/s" for p in plans) + " |"
@@ -152,15 +161,23 @@ def replace_tables(document: str, tables: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (1, 3) or (len(argv) == 3 and argv[1] != "--write"):
-        print("usage: python -m app.tools.bench.capacity RESULTS.json [--write docs/scaling.md]", file=sys.stderr)
+    target = None
+    if "--write" in argv:
+        at = argv.index("--write")
+        target, argv = (Path(argv[at + 1]) if at + 1 < len(argv) else None), argv[:at] + argv[at + 2 :]
+        if target is None:
+            argv = []
+    if not argv:
+        print(
+            "usage: python -m app.tools.bench.capacity RESULTS.json [MORE.json ...] [--write DOC.md]", file=sys.stderr
+        )
         return 2
     try:
-        tables = markdown(costs_of(json.loads(Path(argv[0]).read_text())), argv[0], Assumptions())
-        if len(argv) == 3:
-            doc = Path(argv[2])
-            doc.write_text(replace_tables(doc.read_text(), tables))
-            print(f"capacity tables written in {doc}")
+        costs = costs_of(*(json.loads(Path(name).read_text()) for name in argv))
+        tables = markdown(costs, ", ".join(argv), Assumptions())
+        if target is not None:
+            target.write_text(replace_tables(target.read_text(), tables))
+            print(f"capacity tables written in {target}")
         else:
             print(tables, end="")
     except (OSError, ValueError) as error:
