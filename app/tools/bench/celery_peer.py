@@ -96,7 +96,7 @@ def _redis(work_dir: Path) -> Iterator[str]:
     """A redis-server of the bench's own on a free port, keeping nothing on disk."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("the Celery peer needs redis-server on PATH (or run the bench with --no-peer)")
+        raise RuntimeError("the Celery peer needs redis-server on PATH")
     port = free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     with _child(command, work_dir / "redis.log", {}) as redis:

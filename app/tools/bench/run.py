@@ -111,6 +111,9 @@ async def _peer(database_url: str, peer_database: str, report: Report, options: 
 def _celery_peer(work: Path, report: Report, options: BenchOptions) -> None:
     from app.tools.bench.celery_peer import POOL_PROCESSES, celery_figures
 
+    if shutil.which("redis-server") is None:  # the bench's own figures still count
+        print("# peer: Celery + Redis skipped: no redis-server on PATH")
+        return
     print(f"# peer: Celery + Redis, prefork x {POOL_PROCESSES}, {options.runs} no-op tasks")
     celery_figures(options.runs, work, report)
 
