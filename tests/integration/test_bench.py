@@ -17,8 +17,14 @@ EXPECTED = {
     "stage_published_to_started_p99",
     "stage_started_to_completed_p99",
     "stage_completed_to_visible_p99",
-    "submit_to_started_p99_at_steady_rate",
-    "steady_stage_published_to_started_p99",
+    "steady_rate_achieved_at_40_per_s",
+    "submit_to_started_p99_at_40_per_s",
+    "submit_to_started_p99_9_at_40_per_s",
+    "submit_to_started_max_at_40_per_s",
+    "steady_stage_commit_to_published_p99_at_40_per_s",
+    "steady_stage_published_to_started_p99_at_40_per_s",
+    "submit_to_started_p99_at_20_per_s",  # each rate of --rate has its own phase
+    "steady_stage_published_to_started_p99_at_20_per_s",
     "relay_messages_per_s",
     "rebuild_events_per_s",
     "peak_rss_api",
@@ -52,7 +58,7 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
             "--concurrency",
             "8",
             "--rate",
-            "40",
+            "40,20",
             "--steady-seconds",
             "1",
             "--relay-messages",
@@ -83,3 +89,5 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert all(figures[name]["value"] > 0 for name in DASHBOARD)
     assert figures["dashboard_run_pages_open"]["value"] == 3  # every page's stream was still open at the end
     assert "dashboard_pages_throughput_change_pct" in figures
+    assert figures["backlog_outbox_max"]["value"] >= 0  # where the throughput phase's runs waited
+    assert figures["backlog_published_unhandled_max"]["value"] >= 0

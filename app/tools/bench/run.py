@@ -10,7 +10,7 @@ from pathlib import Path
 from app import event_loop
 from app.container import Container
 from app.settings import Settings
-from app.tools.bench import measure
+from app.tools.bench import latency, measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
@@ -23,7 +23,7 @@ RESULTS = Path("benchmarks/results")
 class BenchOptions:
     runs: int = 5000
     concurrency: int = 64
-    rate: int = 500
+    rates: tuple[int, ...] = latency.DEFAULT_RATES
     steady_seconds: float = 10.0
     relay_messages: int = 20_000
     rebuild_events: int = 100_000
@@ -64,16 +64,19 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
-        await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        async with latency.Backlog(container) as backlog:
+            await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        backlog.figures(report)
         await measure.settle(container)
         if options.dashboard_pages:
             await dashboard_phase(
                 stack, container, api, report, options.runs, options.concurrency, options.dashboard_pages
             )
             await measure.settle(container)
-        print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
-        await measure.steady(stack, container, api, report, options.rate, options.steady_seconds)
-        await measure.settle(container)
+        for rate in options.rates:
+            print(f"# {rate} runs/s for {options.steady_seconds:.0f}s")
+            await latency.steady(stack, container, api, report, rate, options.steady_seconds)
+            await measure.settle(container)
         print(f"# relay: {options.relay_messages} outbox rows")
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
