@@ -178,6 +178,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         peer=not args.no_peer,
         record=args.record,
         export_traces=args.export_traces,
+        steady_only=args.steady_only,
     )
     run_bench(settings, options)
 
@@ -270,6 +271,7 @@ def parser() -> argparse.ArgumentParser:
         "--rate", type=rates_list, help="runs/s of the steady phases, comma-separated (default 500,1000; a soak: one)"
     )
     bench.add_argument("--steady-seconds", type=float, default=10.0)
+    bench.add_argument("--steady-only", action="store_true", help="only the steady phases (no peer)")
     bench.add_argument("--relay-messages", type=int, default=20_000)
     bench.add_argument("--rebuild-events", type=int, default=100_000)
     bench.add_argument(

@@ -91,3 +91,35 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert "dashboard_pages_throughput_change_pct" in figures
     assert figures["backlog_outbox_max"]["value"] >= 0  # where the throughput phase's runs waited
     assert figures["backlog_published_unhandled_max"]["value"] >= 0
+
+
+def test_bench_steady_only_runs_just_the_steady_phases(postgres_url: str, kafka_bootstrap: str) -> None:
+    env = {**os.environ, "DATABASE_URL": postgres_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    command = ["--steady-only", "--rate", "30", "--steady-seconds", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "bench", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = {json.loads(line)["figure"] for line in result.stdout.splitlines() if line.startswith("{")}
+    assert {"submit_to_started_p99_at_30_per_s", "steady_stage_commit_to_published_p99_at_30_per_s"} <= names
+    assert not names & {"testjob_submissions_per_s", "end_to_end_runs_per_s", "relay_messages_per_s"}
+    assert not any(name.startswith("peer_") for name in names)
+
+
+def test_bench_refuses_a_bad_rate_list() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "bench", "--rate", "500,fast"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "must be runs/s as positive whole numbers, comma-separated, got '500,fast'" in result.stderr

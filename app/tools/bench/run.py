@@ -14,7 +14,7 @@ from app.tools.bench import latency, measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
-from app.tools.bench.stack import bench_stack
+from app.tools.bench.stack import BenchStack, bench_stack
 
 RESULTS = Path("benchmarks/results")
 
@@ -31,6 +31,7 @@ class BenchOptions:
     peer: bool = True
     record: bool = False
     export_traces: bool = False
+    steady_only: bool = False  # only the steady phases: a quick look at latency
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
@@ -41,7 +42,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> Report:
         measure.peak_memory(stack, report)
         if stack.trace_sink_url is not None:
             measure.spans_exported(stack.trace_sink_url, report)
-        if options.peer:
+        if options.peer and not options.steady_only:
             database_url = stack.settings.required_database_url
             asyncio.run(_peer(database_url, database_url + "_peer", report, options))
     shutil.rmtree(work, ignore_errors=True)  # kept, with the roles' logs, when the benchmark fails
@@ -60,6 +61,9 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     try:
         await measure.register(api, stack)
         await measure.submit(api, 200, 16)  # warm up
+        if options.steady_only:
+            await _steady_phases(stack, container, api, report, options)
+            return
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, relay paused (the API alone)")
         await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
@@ -73,10 +77,7 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
                 stack, container, api, report, options.runs, options.concurrency, options.dashboard_pages
             )
             await measure.settle(container)
-        for rate in options.rates:
-            print(f"# {rate} runs/s for {options.steady_seconds:.0f}s")
-            await latency.steady(stack, container, api, report, rate, options.steady_seconds)
-            await measure.settle(container)
+        await _steady_phases(stack, container, api, report, options)
         print(f"# relay: {options.relay_messages} outbox rows")
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
@@ -84,6 +85,15 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     finally:
         await api.close()
         await container.close()
+
+
+async def _steady_phases(
+    stack: BenchStack, container: Container, api: ApiConnections, report: Report, options: BenchOptions
+) -> None:
+    for rate in options.rates:
+        print(f"# {rate} runs/s for {options.steady_seconds:g}s")
+        await latency.steady(stack, container, api, report, rate, options.steady_seconds)
+        await measure.settle(container)
 
 
 async def _peer(database_url: str, peer_database: str, report: Report, options: BenchOptions) -> None:
