@@ -147,14 +147,18 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
+    from app.tools.bench.latency import DEFAULT_RATES
     from app.tools.bench.run import BenchOptions, run_bench
 
     if args.soak_minutes:
         from app.tools.bench.soak import SoakOptions, run_soak
 
+        if args.rate is not None and len(args.rate) > 1:
+            print("jobs-service: a soak runs at one --rate", file=sys.stderr)
+            sys.exit(2)
         soak = SoakOptions(
             args.soak_minutes,
-            args.rate,
+            args.rate[0] if args.rate else DEFAULT_RATES[0],
             args.soak_stack,
             args.endpoint_delay_ms,
             drain_seconds=args.drain_seconds,
@@ -166,7 +170,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     options = BenchOptions(
         runs=args.runs,
         concurrency=args.concurrency,
-        rate=args.rate,
+        rates=args.rate or DEFAULT_RATES,
         steady_seconds=args.steady_seconds,
         relay_messages=args.relay_messages,
         rebuild_events=args.rebuild_events,
@@ -176,6 +180,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         export_traces=args.export_traces,
         replicas=args.replicas,
         throughput_only=args.throughput_only,
+        steady_only=args.steady_only,
     )
     run_bench(settings, options)
 
@@ -205,6 +210,13 @@ def port_number(text: str) -> int:
     if not is_port(text):
         raise argparse.ArgumentTypeError(f"must be an integer from 1 to 65535, got {text!r}")
     return int(text)
+
+
+def rates_list(text: str) -> tuple[int, ...]:
+    parts = text.split(",")
+    if not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"must be runs/s as positive whole numbers, comma-separated, got {text!r}")
+    return tuple(int(part) for part in parts)
 
 
 def minutes(text: str) -> int:
@@ -263,8 +275,11 @@ def parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure the whole pipeline; one JSON line per figure")
     bench.add_argument("--runs", type=int, default=5000, help="TestJobs in the throughput phase")
     bench.add_argument("--concurrency", type=int, default=64, help="submissions in flight at once")
-    bench.add_argument("--rate", type=int, default=500, help="runs/s of the steady phase")
+    bench.add_argument(
+        "--rate", type=rates_list, help="runs/s of the steady phases, comma-separated (default 500,1000; a soak: one)"
+    )
     bench.add_argument("--steady-seconds", type=float, default=10.0)
+    bench.add_argument("--steady-only", action="store_true", help="only the steady phases (no peer)")
     bench.add_argument("--relay-messages", type=int, default=20_000)
     bench.add_argument("--rebuild-events", type=int, default=100_000)
     bench.add_argument(

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
@@ -94,6 +95,7 @@ async def run_roles(
                     await tasks[0]
                     raise RuntimeError("the API server stopped while starting")
                 await asyncio.sleep(0.02)
+        gc.freeze()  # what start-up built (pools, caches, the app) stays: the cycle collector skips it from now on
         if on_ready is not None:
             result = on_ready()
             if result is not None:

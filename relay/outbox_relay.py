@@ -84,8 +84,8 @@ class OutboxRelay:
                     await asyncio.sleep(self.poll_seconds)
                     continue
                 self.failures.succeeded()
-                if published == self.batch_size:
-                    continue
+                if published == self.batch_size or self._wake.is_set():
+                    continue  # more rows are waiting: no need to ask when the next one is due
                 idle = await self._idle_seconds()
                 try:
                     await asyncio.wait_for(self._wake.wait(), idle)

@@ -34,7 +34,7 @@ def producer(settings: Settings) -> AIOKafkaProducer:
         bootstrap_servers=settings.required_kafka,
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
-        linger_ms=2,
+        linger_ms=settings.kafka_linger_ms,
         max_batch_size=256 * 1024,
     )
 
@@ -47,7 +47,7 @@ def consumer(settings: Settings, *topics: str, listener: ConsumerRebalanceListen
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=500,
-        fetch_max_wait_ms=20,  # Tansu holds an empty fetch for the whole wait: keep idle latency low
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 5),
         metadata_max_age_ms=5000,  # notice topics that come back after a broker restart

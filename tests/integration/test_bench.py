@@ -17,8 +17,14 @@ EXPECTED = {
     "stage_published_to_started_p99",
     "stage_started_to_completed_p99",
     "stage_completed_to_visible_p99",
-    "submit_to_started_p99_at_steady_rate",
-    "steady_stage_published_to_started_p99",
+    "steady_rate_achieved_at_40_per_s",
+    "submit_to_started_p99_at_40_per_s",
+    "submit_to_started_p99_9_at_40_per_s",
+    "submit_to_started_max_at_40_per_s",
+    "steady_stage_commit_to_published_p99_at_40_per_s",
+    "steady_stage_published_to_started_p99_at_40_per_s",
+    "submit_to_started_p99_at_20_per_s",  # each rate of --rate has its own phase
+    "steady_stage_published_to_started_p99_at_20_per_s",
     "relay_messages_per_s",
     "rebuild_events_per_s",
     "peak_rss_api",
@@ -62,7 +68,7 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
             "--concurrency",
             "8",
             "--rate",
-            "40",
+            "40,20",
             "--steady-seconds",
             "1",
             "--relay-messages",
@@ -94,3 +100,37 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert all(figures[name]["value"] > 0 for name in DASHBOARD)
     assert figures["dashboard_run_pages_open"]["value"] == 3  # every page's stream was still open at the end
     assert "dashboard_pages_throughput_change_pct" in figures
+    assert figures["backlog_outbox_max"]["value"] >= 0  # where the throughput phase's runs waited
+    assert figures["backlog_published_unhandled_max"]["value"] >= 0
+
+
+def test_bench_steady_only_runs_just_the_steady_phases(postgres_url: str, kafka_bootstrap: str) -> None:
+    env = {**os.environ, "DATABASE_URL": postgres_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    command = ["--steady-only", "--rate", "30", "--steady-seconds", "1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "bench", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = {json.loads(line)["figure"] for line in result.stdout.splitlines() if line.startswith("{")}
+    assert {"submit_to_started_p99_at_30_per_s", "steady_stage_commit_to_published_p99_at_30_per_s"} <= names
+    assert not names & {"testjob_submissions_per_s", "end_to_end_runs_per_s", "relay_messages_per_s"}
+    assert not any(name.startswith("peer_") for name in names)
+
+
+def test_bench_refuses_a_bad_rate_list() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "bench", "--rate", "500,fast"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "must be runs/s as positive whole numbers, comma-separated, got '500,fast'" in result.stderr

@@ -34,6 +34,8 @@ def test_values_are_converted_and_normalized() -> None:
             "JOBS_TOPIC_RING_SECONDS": "0.0",
             "JOBS_WORKER_CONCURRENCY": "8",
             "JOBS_LEASE_SECONDS": "2.5",
+            "JOBS_KAFKA_LINGER_MS": "0",
+            "JOBS_KAFKA_FETCH_MAX_WAIT_MS": "20",
             "JOBS_LOG_LEVEL": "debug",
             "JOBS_ALLOWED_PRIVATE_NETWORKS": "10.0.0.0/8, ::1/128",
         }
@@ -44,6 +46,7 @@ def test_values_are_converted_and_normalized() -> None:
     assert settings.api_url == "https://jobs.example.com"
     assert settings.secret_key == f"{KEY}, {KEY}"
     assert settings.topic_ring_seconds == 0.0
+    assert (settings.kafka_linger_ms, settings.kafka_fetch_max_wait_ms) == (0, 20)
     assert settings.log_level == "DEBUG"
     assert settings.allowed_private_networks == "10.0.0.0/8, ::1/128"
 
@@ -106,6 +109,12 @@ def test_booleans(value: str, expected: bool) -> None:
             "JOBS_KAFKA_SESSION_TIMEOUT_MS",
             "500",
             "JOBS_KAFKA_SESSION_TIMEOUT_MS must be an integer of at least 1000, got '500'",
+        ),
+        ("JOBS_KAFKA_LINGER_MS", "-1", "JOBS_KAFKA_LINGER_MS must be an integer from 0 to 60000, got '-1'"),
+        (
+            "JOBS_KAFKA_FETCH_MAX_WAIT_MS",
+            "0",  # a fetch that never waits would spin: every poll a round trip
+            "JOBS_KAFKA_FETCH_MAX_WAIT_MS must be an integer from 1 to 60000, got '0'",
         ),
         (
             "JOBS_ALLOWED_PRIVATE_NETWORKS",

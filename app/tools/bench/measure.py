@@ -172,11 +172,11 @@ async def throughput(
     async with PublishTimes(stack) as publish:
         submitted: list[str] = []
         watcher = asyncio.create_task(wait_succeeded(container, submitted, expected=runs))
-        cpu_before, load_before = stack.cpu_seconds(), _own_cpu_seconds()
+        cpu_before, load_before = stack.cpu_seconds(), own_cpu_seconds()
         first = time.time()
         run_ids, latencies, wall = await submit(api, runs, concurrency, submitted)
         seen = await watcher
-        cpu_after, load_after = stack.cpu_seconds(), _own_cpu_seconds()
+        cpu_after, load_after = stack.cpu_seconds(), own_cpu_seconds()
     cpu_figures(report, cpu_before, cpu_after, load_after - load_before, runs)
     costs.cost_figures(report, before, await costs.snapshot(container), publish.kafka, runs)
     report.add("testjob_submissions_per_s_while_executing", runs / wall, "runs/s")
@@ -203,15 +203,21 @@ def cpu_figures(
     report.add("cpu_ms_per_run_load", load_seconds * 1000 / runs, "ms")
 
 
-def _own_cpu_seconds() -> float:
+def own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
 
 
 def stage_figures(
-    report: Report, prefix: str, times: dict[str, dict[str, float]], published: dict[str, float], seen: dict[str, float]
+    report: Report,
+    prefix: str,
+    times: dict[str, dict[str, float]],
+    published: dict[str, float],
+    seen: dict[str, float],
+    suffix: str = "",
 ) -> None:
-    """p50 and p99 of each stage a run goes through: commit → published → consumer start → completed → visible."""
+    """p50 and p99 of each stage a run goes through: commit → published → consumer start → completed → visible
+    (named `<prefix>_<stage>_p<n>[_<suffix>]`)."""
     stages: dict[str, list[float]] = {
         "commit_to_published": [],
         "published_to_started": [],
@@ -228,32 +234,8 @@ def stage_figures(
             stages["completed_to_visible"].append(seen[run_id] - t["RunCompleted"])
     for stage, values in stages.items():
         for p in (50, 99):
-            report.add(f"{prefix}_{stage}_p{p}", percentile(values, p) * 1000, "ms")
-
-
-async def steady(
-    stack: BenchStack, container: Container, api: ApiConnections, report: Report, rate: int, seconds: float
-) -> None:
-    """Submit at a steady rate; how long from submit to started, and in each stage."""
-    total = int(rate * seconds)
-    run_ids: list[str] = []
-
-    async def one(begin: float, i: int) -> None:
-        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
-        run_ids.append(await test_job(api))
-
-    async with PublishTimes(stack) as publish:
-        watcher = asyncio.create_task(wait_succeeded(container, run_ids, expected=total))
-        begin = time.perf_counter()
-        await asyncio.gather(*(one(begin, i) for i in range(total)))
-        achieved = total / (time.perf_counter() - begin)
-        seen = await watcher
-    times = await stage_times(container, run_ids)
-    waits = [(t["RunStarted"] - t["RunCreated"]) * 1000 for t in times.values() if "RunStarted" in t]
-    report.add("steady_rate_achieved", achieved, "runs/s")
-    report.add("submit_to_started_p50_at_steady_rate", percentile(waits, 50), "ms")
-    report.add("submit_to_started_p99_at_steady_rate", percentile(waits, 99), "ms", "<= 100 at 500 runs/s")
-    stage_figures(report, "steady_stage", times, publish.published, seen)
+            name = f"{prefix}_{stage}_p{p}" + (f"_{suffix}" if suffix else "")
+            report.add(name, percentile(values, p) * 1000, "ms")
 
 
 _UNPUBLISHED = text("SELECT count(*) FROM outbox WHERE topic = :t AND published_at IS NULL")

@@ -10,11 +10,11 @@ from pathlib import Path
 from app import event_loop
 from app.container import Container
 from app.settings import Settings
-from app.tools.bench import measure
+from app.tools.bench import latency, measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
-from app.tools.bench.stack import bench_stack
+from app.tools.bench.stack import BenchStack, bench_stack
 
 RESULTS = Path("benchmarks/results")
 
@@ -23,7 +23,7 @@ RESULTS = Path("benchmarks/results")
 class BenchOptions:
     runs: int = 5000
     concurrency: int = 64
-    rate: int = 500
+    rates: tuple[int, ...] = latency.DEFAULT_RATES
     steady_seconds: float = 10.0
     relay_messages: int = 20_000
     rebuild_events: int = 100_000
@@ -33,6 +33,7 @@ class BenchOptions:
     export_traces: bool = False
     replicas: int = 1  # processes of each role (API, relay, worker)
     throughput_only: bool = False  # only the throughput phase (and the peers)
+    steady_only: bool = False  # only the steady phases: a quick look at latency
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
@@ -43,7 +44,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> Report:
         measure.peak_memory(stack, report)
         if stack.trace_sink_url is not None:
             measure.spans_exported(stack.trace_sink_url, report)
-        if options.peer:
+        if options.peer and not options.steady_only:
             database_url = stack.settings.required_database_url
             asyncio.run(_peer(database_url, database_url + "_peer", report, options))
             _celery_peer(work, report, options)
@@ -64,6 +65,9 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     try:
         await measure.register(api, stack)
         warm_up, _, _ = await measure.submit(api, 200, 16)
+        if options.steady_only:
+            await _steady_phases(stack, container, api, report, options)
+            return
         if options.throughput_only:
             await measure.wait_succeeded(container, warm_up)  # done before the phase's counters start
             await measure.settle(container)
@@ -74,16 +78,16 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
-        await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        async with latency.Backlog(container) as backlog:
+            await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        backlog.figures(report)
         await measure.settle(container)
         if options.dashboard_pages:
             await dashboard_phase(
                 stack, container, api, report, options.runs, options.concurrency, options.dashboard_pages
             )
             await measure.settle(container)
-        print(f"# {options.rate} runs/s for {options.steady_seconds:.0f}s")
-        await measure.steady(stack, container, api, report, options.rate, options.steady_seconds)
-        await measure.settle(container)
+        await _steady_phases(stack, container, api, report, options)
         print(f"# relay: {options.relay_messages} outbox rows")
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
@@ -91,6 +95,15 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
     finally:
         await api.close()
         await container.close()
+
+
+async def _steady_phases(
+    stack: BenchStack, container: Container, api: ApiConnections, report: Report, options: BenchOptions
+) -> None:
+    for rate in options.rates:
+        print(f"# {rate} runs/s for {options.steady_seconds:g}s")
+        await latency.steady(stack, container, api, report, rate, options.steady_seconds)
+        await measure.settle(container)
 
 
 async def _peer(database_url: str, peer_database: str, report: Report, options: BenchOptions) -> None:
