@@ -33,6 +33,8 @@
 | JOBS_RUN_CHUNK_EXECUTION_LIMIT_MS | 60000 | how long an EXECUTE_JOB may run before the SDK yields (at least 1000) |
 | JOBS_CACHED_TASKS_BYTES | 3500000 | completed tasks an EXECUTE_JOB carries, in bytes; the rest the SDK loads lazily |
 | JOBS_FETCH_POLL_MIN_INTERVAL_SECONDS | 10 | shortest `interval` io.backgroundPoll may ask for (seconds) |
+| JOBS_RETENTION_DAYS | 0 (keep forever) | workers remove runs that ended more days ago than this (docs/operations.md) |
+| JOBS_RETENTION_ARCHIVE_DIR | (none) | where those workers archive what they remove first (gzip'd JSON lines) |
 
 Every variable is checked once, at start-up: a bad value stops the command with one line naming the variable
 (exit code 2). Counts, ports, timeouts and intervals must be positive (the ones whose default is 0 may be 0);
@@ -69,6 +71,7 @@ SessionTimeoutMs = Annotated[int, msgspec.Meta(ge=1000)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 ChunkMs = Annotated[int, msgspec.Meta(ge=1000)]
 SecondsOrOff = Annotated[float, msgspec.Meta(ge=0)]
+DaysOrOff = Annotated[float, msgspec.Meta(ge=0)]
 # 200 leaves room for the suffixes the service appends (`.high`, `.dlq`, a ring slot) within Kafka's 249.
 TopicName = Annotated[
     str,
@@ -215,6 +218,8 @@ class Settings:
     run_chunk_execution_limit_ms: ChunkMs = 60000
     cached_tasks_bytes: Count = 3_500_000
     fetch_poll_min_interval_seconds: Seconds = 10.0
+    retention_days: DaysOrOff = 0.0
+    retention_archive_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
