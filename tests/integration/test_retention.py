@@ -27,6 +27,7 @@ from domain.dispatchers import EventDispatcher
 from domain.runs import JobRun
 from projections.rebuild import rebuild
 from tests.helpers import finished, in_status, register, start_roles, start_test_run, stop_roles, wait_for
+from tests.integration.test_cli import jobs_service
 from tests.integration.test_projections import snapshot
 from tests.node_endpoint import NodeEndpoint
 
@@ -312,3 +313,45 @@ def test_an_archive_that_is_a_file_is_a_clear_error(capsys: pytest.CaptureFixtur
         cli_main(["retention", "run", "--older-than", "1d", "--archive", str(tmp_path / "file")])
     assert exit.value.code == 2
     assert "is not a directory" in capsys.readouterr().err
+
+
+async def test_the_command_as_an_operator_runs_it(
+    container: Container,
+    environment: EnvironmentInfo,
+    compat_endpoint: NodeEndpoint,
+    database_url: str,
+    secret_key: str,
+    tmp_path: Path,
+) -> None:
+    history = await History.build(container, environment, compat_endpoint)
+    await asyncio.sleep(10)  # every run of the history ended more than 10 s ago
+    before = await snapshot(container.engine)
+
+    young = jobs_service(database_url, secret_key, "retention", "run", "--older-than", "1h", "--dry-run")
+    assert young.returncode == 0, young.stderr
+    assert young.stdout.startswith("would remove 0 runs, 0 dispatchers and 0 event records (0 events)")
+    dry = jobs_service(database_url, secret_key, "retention", "run", "--older-than", "10s", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would remove 3 runs, 1 dispatchers and 3 event records (")
+    assert "100%" in dry.stderr  # progress
+    assert await snapshot(container.engine) == before
+
+    archive = tmp_path / "archive"
+    ran = jobs_service(database_url, secret_key, "retention", "run", "--older-than", "10s", "--archive", str(archive))
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("removed 3 runs, 1 dispatchers and 3 event records (")
+    assert f"under {archive}" in ran.stdout
+    assert set(await status_of(container.engine)) == set(history.unfinished)
+
+    files = [str(path) for path in sorted(archive.glob("*/*.jsonl.gz"))]
+    restored = jobs_service(database_url, secret_key, "retention", "restore", *files)
+    assert restored.returncode == 0, restored.stderr
+    assert (
+        restored.stdout.strip() == f"restored 7 streams from {len(files)} files"
+    )  # 3 runs, their 3 records, 1 dispatcher
+    assert await snapshot(container.engine) == before
+
+    (tmp_path / "broken.jsonl.gz").write_bytes(b"not gzip")
+    broken = jobs_service(database_url, secret_key, "retention", "restore", str(tmp_path / "broken.jsonl.gz"))
+    assert broken.returncode == 1
+    assert broken.stderr.startswith(f"jobs-service: cannot read {tmp_path / 'broken.jsonl.gz'}: ")
