@@ -1,9 +1,10 @@
 """Removing finished runs from the database in short batches, beside live traffic (see docs/operations.md).
 
-One batch is one transaction: it locks up to `limit` runs that ended before the cutoff (skipping any a writer
-holds), keeps those something is still to be delivered for, and deletes the others' events and read-model
-rows, their dispatchers (rows and streams), and the event records no remaining run was started by. What it
-deletes is handed to `keep` (the archive) before the transaction commits; a dry run rolls it back.
+One batch is one transaction, one at a time across processes: it locks up to `limit` runs that ended before the
+cutoff (skipping any a writer holds), keeps those something is still to be delivered for, and deletes the others'
+events and read-model rows, their dispatchers (rows and streams), and the event records no remaining run was
+started by. What it deletes is handed to `keep` (the archive) before the transaction commits; a dry run rolls it
+back.
 """
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,8 @@ from projections.registry import changes_for
 
 _FIRST = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), UUID(int=0))
 
+ONE_SWEEPER = 7342004  # the advisory lock a batch holds: sweepers (workers, the command) take turns
+_TAKE_TURN = text("SELECT pg_advisory_xact_lock(:lock)")
 _COUNT = text("SELECT count(*) FROM run_status WHERE completed_at < :cutoff")
 _CANDIDATES = text(
     "SELECT id, event_record_id, status, completed_at FROM run_status "
@@ -108,6 +111,9 @@ class RetentionStore:
         dry_run: bool = False,
     ) -> Batch:
         async with self.engine.connect() as conn, conn.begin() as transaction:
+            # One batch at a time across processes: two batches removing runs of one event record at once
+            # would each see the other's run still there, and neither would remove the record.
+            await conn.execute(_TAKE_TURN, {"lock": ONE_SWEEPER})
             params = {"cutoff": cutoff, "after_at": after[0], "after_id": after[1], "limit": limit}
             candidates = (await conn.execute(_CANDIDATES, params)).all()
             if not candidates:

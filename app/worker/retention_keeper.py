@@ -1,6 +1,6 @@
 """Applies JOBS_RETENTION_DAYS in the worker role: every tenth of that period (at most every 10 minutes),
 removes the runs that ended longer ago than that, in small batches with a pause between them so live traffic
-keeps the database. Several workers may sweep at once: each batch skips the rows another holds."""
+keeps the database. Several workers (and the command) may sweep at once: they take turns, batch by batch."""
 
 import asyncio
 import logging

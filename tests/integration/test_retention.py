@@ -355,3 +355,16 @@ async def test_the_command_as_an_operator_runs_it(
     broken = jobs_service(database_url, secret_key, "retention", "restore", str(tmp_path / "broken.jsonl.gz"))
     assert broken.returncode == 1
     assert broken.stderr.startswith(f"jobs-service: cannot read {tmp_path / 'broken.jsonl.gz'}: ")
+
+
+async def test_sweepers_at_the_same_time_take_turns_and_remove_each_run_once(
+    container: Container, environment: EnvironmentInfo, compat_endpoint: NodeEndpoint
+) -> None:
+    history = await History.build(container, environment, compat_endpoint)
+    sweepers = [Retention(RetentionStore(container.engine), batch_runs=1) for _ in range(3)]
+
+    totals = await asyncio.gather(*(sweeper.sweep(history.cutoff) for sweeper in sweepers))
+
+    assert sum(t.runs for t in totals) == 2 and sum(t.event_records for t in totals) == 2
+    assert sum(t.dispatchers for t in totals) == 1
+    assert set(await status_of(container.engine)) == {*history.unfinished, *history.recent}
