@@ -138,6 +138,7 @@ async def _relay(settings: Settings, container: Container, stack: contextlib.Asy
         settings.relay_poll_seconds,
         settings.fault_relay_pause_seconds,
         kafka.ring(settings),
+        settings.relay_max_in_flight,
     )
     return asyncio.create_task(relay.run(), name="relay")
 

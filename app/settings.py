@@ -18,6 +18,7 @@
 | JOBS_KAFKA_IDEMPOTENCE | false | idempotent producer (Apache Kafka supports it; embedded Tansu does not) |
 | JOBS_RELAY_BATCH_SIZE | 500 | outbox rows the relay claims per transaction |
 | JOBS_RELAY_POLL_SECONDS | 1.0 | relay polling fallback when no NOTIFY arrives |
+| JOBS_RELAY_MAX_IN_FLIGHT | 0 (none; `dev`: 20000) | messages published and not handled, at most (more wait) |
 | JOBS_WORKER_CONCURRENCY | 64 | runs one worker executes at once |
 | JOBS_LEASE_SECONDS | 60 | lease an attempt holds while its endpoint call is in flight (extended every third) |
 | JOBS_RESCUE_INTERVAL_SECONDS | 2 | how often the rescuer looks for expired leases and lost executions |
@@ -66,6 +67,7 @@ import msgspec
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PortOrAny = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
+CountOrOff = Annotated[int, msgspec.Meta(ge=0)]
 # Heartbeats go every fifth of it, at least every 100 ms (kafka.py): below a second that leaves no margin.
 SessionTimeoutMs = Annotated[int, msgspec.Meta(ge=1000)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -203,6 +205,7 @@ class Settings:
     kafka_idempotence: bool = False
     relay_batch_size: Count = 500
     relay_poll_seconds: Seconds = 1.0
+    relay_max_in_flight: CountOrOff = 0
     worker_concurrency: Count = 64
     lease_seconds: Seconds = 60.0
     rescue_interval_seconds: Seconds = 2.0
