@@ -34,6 +34,7 @@ class OutboxRelay:
         # published and not yet handled: beyond it the backlog waits in the outbox, not in the broker (0: no limit).
         self.max_in_flight = max_in_flight
         self.held_back = False
+        self._room = 0  # at least this many more may be published (handled messages only add to it)
         self.pause_after_publish = pause_after_publish
         self.ring = ring or TopicRing()
         self.outbox = outbox
@@ -48,7 +49,9 @@ class OutboxRelay:
         """Claim, publish and mark one batch of due rows; returns how many were published."""
         limit = self.batch_size
         if self.max_in_flight:
-            limit = min(limit, self.max_in_flight - await self.outbox.in_flight())
+            if self._room < limit:  # counted again only when the room known is short of a batch
+                self._room = self.max_in_flight - await self.outbox.in_flight()
+            limit = min(limit, self._room)
             self.held_back = limit <= 0
             if self.held_back:
                 return 0
@@ -83,6 +86,7 @@ class OutboxRelay:
                 ]
             )
         self.published += len(claim.rows)
+        self._room -= len(claim.rows)
         observed.published(row.topic for row in claim.rows)
         return len(claim.rows)
 
