@@ -167,7 +167,10 @@ def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> None:
             retention = Retention(RetentionStore(container.engine), args.batch)
             keep = archive.keep if archive else None
             progress = ProgressBar("dry run" if args.dry_run else "retention")
-            totals = await retention.sweep(cutoff, keep, args.dry_run, progress)
+            try:
+                totals = await retention.sweep(cutoff, keep, args.dry_run, progress)
+            except OSError as error:  # the batch being archived was rolled back: nothing of it is lost
+                raise RuntimeError(f"cannot write the archive: {error}") from None
         finally:
             await container.close()
         print(f"{totals.summary(args.dry_run)}: runs that ended before {cutoff.isoformat(timespec='seconds')}")

@@ -368,3 +368,26 @@ async def test_sweepers_at_the_same_time_take_turns_and_remove_each_run_once(
     assert sum(t.runs for t in totals) == 2 and sum(t.event_records for t in totals) == 2
     assert sum(t.dispatchers for t in totals) == 1
     assert set(await status_of(container.engine)) == {*history.unfinished, *history.recent}
+
+
+async def test_an_archive_that_cannot_be_written_removes_nothing(
+    container: Container,
+    environment: EnvironmentInfo,
+    compat_endpoint: NodeEndpoint,
+    database_url: str,
+    secret_key: str,
+    tmp_path: Path,
+) -> None:
+    history = await History.build(container, environment, compat_endpoint)
+    before = await snapshot(container.engine)
+    blocked = tmp_path / "archive"
+    blocked.mkdir()
+    (blocked / history.cutoff.astimezone(UTC).date().isoformat()).write_text("a file where a day's folder goes")
+    await asyncio.sleep(1.1)  # the runs of the history ended more than a second ago
+
+    ran = jobs_service(database_url, secret_key, "retention", "run", "--older-than", "1s", "--archive", str(blocked))
+
+    assert ran.returncode == 1
+    assert ran.stderr.strip().splitlines()[-1].startswith("jobs-service: cannot write the archive: ")
+    assert await snapshot(container.engine) == before
+    assert history.ended[0] in await status_of(container.engine)
