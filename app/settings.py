@@ -18,7 +18,7 @@
 | JOBS_KAFKA_IDEMPOTENCE | false | idempotent producer (Apache Kafka supports it; embedded Tansu does not) |
 | JOBS_RELAY_BATCH_SIZE | 500 | outbox rows the relay claims per transaction |
 | JOBS_RELAY_POLL_SECONDS | 1.0 | relay polling fallback when no NOTIFY arrives |
-| JOBS_RELAY_MAX_IN_FLIGHT | 0 (none; `dev`: 10000) | messages published and not handled, at most (more wait) |
+| JOBS_RELAY_MAX_IN_FLIGHT | 0 (none; `dev`: 1000) | messages published and not handled, at most (more wait) |
 | JOBS_WORKER_CONCURRENCY | 64 | runs one worker executes at once |
 | JOBS_LEASE_SECONDS | 60 | lease an attempt holds while its endpoint call is in flight (extended every third) |
 | JOBS_RESCUE_INTERVAL_SECONDS | 2 | how often the rescuer looks for expired leases and lost executions |
