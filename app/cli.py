@@ -7,6 +7,7 @@ import importlib.metadata
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from app import event_loop
@@ -146,6 +147,64 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
     _run(main())
 
 
+def cmd_retention_run(settings: Settings, args: argparse.Namespace) -> None:
+    from datetime import timedelta
+    from pathlib import Path
+
+    from app.adapters.archive import Archive
+    from app.adapters.retention import RetentionStore
+    from app.container import Container
+    from app.progress import ProgressBar
+    from app.service.retention import Retention
+
+    older_than: timedelta = args.older_than
+    archive = Archive(Path(args.archive)) if args.archive else None
+
+    async def main() -> None:
+        container = Container.create(settings)
+        try:
+            cutoff = await container.outbox.now() - older_than
+            retention = Retention(RetentionStore(container.engine), args.batch)
+            keep = archive.keep if archive else None
+            progress = ProgressBar("dry run" if args.dry_run else "retention")
+            try:
+                totals = await retention.sweep(cutoff, keep, args.dry_run, progress)
+            except OSError as error:  # the batch being archived was rolled back: nothing of it is lost
+                raise RuntimeError(f"cannot write the archive: {error}") from None
+        finally:
+            await container.close()
+        print(f"{totals.summary(args.dry_run)}: runs that ended before {cutoff.isoformat(timespec='seconds')}")
+        if archive and archive.files_written:
+            print(f"archived in {archive.files_written} files under {archive.directory}")
+
+    _run(main())
+
+
+def cmd_retention_restore(settings: Settings, args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from app.adapters.archive import read_streams
+    from app.adapters.retention import RetentionStore
+    from app.container import Container
+
+    async def main() -> None:
+        container = Container.create(settings)
+        store = RetentionStore(container.engine)
+        restored = 0
+        try:
+            for name in args.files:
+                try:
+                    streams = read_streams(Path(name))
+                except (OSError, EOFError, ValueError) as error:
+                    raise RuntimeError(f"cannot read {name}: {error}") from None
+                restored += await store.restore(streams)
+        finally:
+            await container.close()
+        print(f"restored {restored} streams from {len(args.files)} files")
+
+    _run(main())
+
+
 def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
     from app.tools.bench.latency import DEFAULT_RATES
     from app.tools.bench.run import BenchOptions, run_bench
@@ -231,6 +290,30 @@ def replica_count(text: str) -> int:
     return int(text)
 
 
+def age(text: str) -> timedelta:
+    from domain.retention import BadAge, parse_age
+
+    try:
+        return parse_age(text)
+    except BadAge as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def batch_size(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 10000, got {text!r}")
+    return int(text)
+
+
+def archive_dir(text: str) -> str:
+    from pathlib import Path
+
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="jobs-service", description=__doc__)
     root.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -266,6 +349,18 @@ def parser() -> argparse.ArgumentParser:
     projections.add_parser("rebuild", help="rebuild every read model from the event store").set_defaults(
         handler=cmd_rebuild
     )
+    retention = commands.add_parser(
+        "retention", help="remove (or archive) the runs that ended long ago"
+    ).add_subparsers(dest="retention_command", required=True)
+    remove = retention.add_parser("run", help="remove the runs that ended before a cutoff, with their history")
+    remove.add_argument("--older-than", type=age, required=True, help="runs that ended this long ago: 30d, 12h, 90m")
+    remove.add_argument("--archive", type=archive_dir, help="first write what is removed here (gzip'd JSON lines)")
+    remove.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+    remove.add_argument("--batch", type=batch_size, default=500, help="runs per transaction (500)")
+    remove.set_defaults(handler=cmd_retention_run)
+    restore = retention.add_parser("restore", help="put archived runs back (their events and read-model rows)")
+    restore.add_argument("files", nargs="+", help="archive files (.jsonl.gz) written by `retention run --archive`")
+    restore.set_defaults(handler=cmd_retention_restore)
     status = commands.add_parser("status", help="outbox, lag, recent runs, dead letters and workers, at a glance")
     status.add_argument("--minutes", type=minutes, default=15, help="runs created in the last N minutes (15)")
     status.set_defaults(handler=cmd_status)

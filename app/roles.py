@@ -5,24 +5,30 @@ import contextlib
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from app import role_probes as probes
 from app.adapters import kafka
+from app.adapters.archive import Archive
 from app.adapters.messages import dead_letter_topic, lane_topics
+from app.adapters.retention import RetentionStore
 from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
 from app.dashboard.live import LiveFeed
 from app.http_app import create_app
 from app.observability.ops_server import OpsServer
+from app.service.retention import Retention
 from app.settings import Settings
 from app.worker.consumer import DeadLetters, Dispatcher, Worker
 from app.worker.executor import Chunking, RunExecutor
 from app.worker.notifier import Notifier
 from app.worker.performer import TaskPerformer
 from app.worker.rescuer import Rescuer
+from app.worker.retention_keeper import BATCH_RUNS, PAUSE_SECONDS, RetentionKeeper
 from app.worker.ring_keeper import RingKeeper
 from relay.outbox_relay import OutboxRelay
 
@@ -134,6 +140,7 @@ async def _relay(settings: Settings, container: Container, stack: contextlib.Asy
         settings.relay_poll_seconds,
         settings.fault_relay_pause_seconds,
         kafka.ring(settings),
+        settings.relay_max_in_flight,
     )
     return asyncio.create_task(relay.run(), name="relay")
 
@@ -174,6 +181,8 @@ async def _worker(
         asyncio.create_task(rescuer.run(), name="rescuer"),
         asyncio.create_task(kafka.keep_topics(settings), name="topics"),
     ]
+    if settings.retention_days > 0:
+        tasks.append(asyncio.create_task(_retention_keeper(settings, container).run(), name="retention"))
     ring = kafka.ring(settings)
     if ring.enabled:
         keeper = RingKeeper(
@@ -183,3 +192,10 @@ async def _worker(
         stack.push_async_callback(keeper.stop)
         tasks.append(asyncio.create_task(keeper.run(), name="topic ring"))
     return worker, tasks
+
+
+def _retention_keeper(settings: Settings, container: Container) -> RetentionKeeper:
+    retention = Retention(RetentionStore(container.engine), BATCH_RUNS, PAUSE_SECONDS)
+    archive = Archive(Path(settings.retention_archive_dir)) if settings.retention_archive_dir else None
+    older_than = timedelta(days=settings.retention_days)
+    return RetentionKeeper(retention, container.outbox, older_than, archive.keep if archive else None)

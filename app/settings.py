@@ -20,6 +20,7 @@
 | JOBS_KAFKA_FETCH_MAX_WAIT_MS | 10 | longest a worker's fetch waits; bounds a new message's wait (see below) |
 | JOBS_RELAY_BATCH_SIZE | 500 | outbox rows the relay claims per transaction |
 | JOBS_RELAY_POLL_SECONDS | 1.0 | relay polling fallback when no NOTIFY arrives |
+| JOBS_RELAY_MAX_IN_FLIGHT | 0 (none; `dev`: 1000) | messages published and not handled, at most (more wait) |
 | JOBS_WORKER_CONCURRENCY | 64 | runs one worker executes at once |
 | JOBS_LEASE_SECONDS | 60 | lease an attempt holds while its endpoint call is in flight (extended every third) |
 | JOBS_RESCUE_INTERVAL_SECONDS | 2 | how often the rescuer looks for expired leases and lost executions |
@@ -35,6 +36,8 @@
 | JOBS_RUN_CHUNK_EXECUTION_LIMIT_MS | 60000 | how long an EXECUTE_JOB may run before the SDK yields (at least 1000) |
 | JOBS_CACHED_TASKS_BYTES | 3500000 | completed tasks an EXECUTE_JOB carries, in bytes; the rest the SDK loads lazily |
 | JOBS_FETCH_POLL_MIN_INTERVAL_SECONDS | 10 | shortest `interval` io.backgroundPoll may ask for (seconds) |
+| JOBS_RETENTION_DAYS | 0 (keep forever) | workers remove runs that ended more days ago than this (docs/operations.md) |
+| JOBS_RETENTION_ARCHIVE_DIR | (none) | where those workers archive what they remove first (gzip'd JSON lines) |
 
 JOBS_KAFKA_FETCH_MAX_WAIT_MS: a fetch that finds nothing waits this long (Tansu holds it the whole time), and a
 message published meanwhile waits with it. Lower cuts that wait but fetches more often: with the embedded broker an
@@ -70,6 +73,7 @@ import msgspec
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 PortOrAny = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Count = Annotated[int, msgspec.Meta(ge=1)]
+CountOrOff = Annotated[int, msgspec.Meta(ge=0)]
 # Heartbeats go every fifth of it, at least every 100 ms (kafka.py): below a second that leaves no margin.
 SessionTimeoutMs = Annotated[int, msgspec.Meta(ge=1000)]
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
@@ -77,6 +81,7 @@ ChunkMs = Annotated[int, msgspec.Meta(ge=1000)]
 SecondsOrOff = Annotated[float, msgspec.Meta(ge=0)]
 MsOrOff = Annotated[int, msgspec.Meta(ge=0, le=60_000)]
 FetchWaitMs = Annotated[int, msgspec.Meta(ge=1, le=60_000)]
+DaysOrOff = Annotated[float, msgspec.Meta(ge=0)]
 # 200 leaves room for the suffixes the service appends (`.high`, `.dlq`, a ring slot) within Kafka's 249.
 TopicName = Annotated[
     str,
@@ -210,6 +215,7 @@ class Settings:
     kafka_fetch_max_wait_ms: FetchWaitMs = 10
     relay_batch_size: Count = 500
     relay_poll_seconds: Seconds = 1.0
+    relay_max_in_flight: CountOrOff = 0
     worker_concurrency: Count = 64
     lease_seconds: Seconds = 60.0
     rescue_interval_seconds: Seconds = 2.0
@@ -225,6 +231,8 @@ class Settings:
     run_chunk_execution_limit_ms: ChunkMs = 60000
     cached_tasks_bytes: Count = 3_500_000
     fetch_poll_min_interval_seconds: Seconds = 10.0
+    retention_days: DaysOrOff = 0.0
+    retention_archive_dir: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

@@ -16,6 +16,8 @@ from app.observability.logs import Failures
 
 log = logging.getLogger(__name__)
 
+HELD_BACK_POLL_SECONDS = 0.1  # how soon a relay held back by max_in_flight looks again
+
 
 class OutboxRelay:
     def __init__(
@@ -26,7 +28,13 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         pause_after_publish: float = 0.0,
         ring: TopicRing | None = None,
+        max_in_flight: int = 0,
     ) -> None:
+        # With a broker that keeps everything in memory (the embedded one), at most this many messages are
+        # published and not yet handled: beyond it the backlog waits in the outbox, not in the broker (0: no limit).
+        self.max_in_flight = max_in_flight
+        self.held_back = False
+        self._room = 0  # at least this many more may be published (handled messages only add to it)
         self.pause_after_publish = pause_after_publish
         self.ring = ring or TopicRing()
         self.outbox = outbox
@@ -39,7 +47,15 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         """Claim, publish and mark one batch of due rows; returns how many were published."""
-        async with self.outbox.claim(self.batch_size) as claim:
+        limit = self.batch_size
+        if self.max_in_flight:
+            if self._room < limit:  # counted again only when the room known is short of a batch
+                self._room = self.max_in_flight - await self.outbox.in_flight()
+            limit = min(limit, self._room)
+            self.held_back = limit <= 0
+            if self.held_back:
+                return 0
+        async with self.outbox.claim(limit) as claim:
             if not claim.rows:
                 return 0
             now = time.time()  # one slot of the ring for the whole batch
@@ -70,6 +86,7 @@ class OutboxRelay:
                 ]
             )
         self.published += len(claim.rows)
+        self._room -= len(claim.rows)
         observed.published(row.topic for row in claim.rows)
         return len(claim.rows)
 
@@ -84,7 +101,12 @@ class OutboxRelay:
                     await asyncio.sleep(self.poll_seconds)
                     continue
                 self.failures.succeeded()
-                if published == self.batch_size or self._wake.is_set():
+                if published == self.batch_size:
+                    continue
+                if self.held_back:  # rows are due, but the broker holds enough until workers handle some
+                    await asyncio.sleep(HELD_BACK_POLL_SECONDS)
+                    continue
+                if self._wake.is_set():
                     continue  # more rows are waiting: no need to ask when the next one is due
                 idle = await self._idle_seconds()
                 try:

@@ -45,6 +45,7 @@ _REPUBLISH = text(
     "UPDATE outbox SET published_at = NULL, kafka_topic = NULL, kafka_partition = NULL, kafka_offset = NULL, "
     "available_at = now() WHERE id = ANY(:ids) AND published_at < :before"
 )
+_IN_FLIGHT = text("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
 _WAKE_RELAY = text("SELECT pg_notify('outbox', '')")
 _IN_USE = text("SELECT EXISTS (SELECT 1 FROM outbox WHERE kafka_topic = :topic)")
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
@@ -103,6 +104,11 @@ class Outbox:
         finally:
             if conn is not None:
                 await asyncio.shield(conn.close())
+
+    async def in_flight(self) -> int:
+        """Messages published and not handled yet: what the broker holds for the workers."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(_IN_FLIGHT)).scalar_one())
 
     async def next_due_in(self) -> float | None:
         """Seconds until the next row not yet published is due (negative when one is overdue)."""

@@ -16,6 +16,12 @@ from dataclasses import dataclass
 
 RING_SLOTS = 3
 EMBEDDED_BROKER_PERIOD_SECONDS = 20.0  # at 1,600 messages/s, a slot's partitions stay under 10k batches each
+# What the ring cannot empty is a slot still holding a message not handled, and under a backlog every slot would:
+# each is written again at its next turn, so it would keep the handled messages too, growing with throughput.
+# `dev` has the relay publish at most this many ahead of the workers (JOBS_RELAY_MAX_IN_FLIGHT) and leaves the
+# rest of a backlog in the outbox: a slot is then handled within 1,000 / throughput seconds of its turn, under
+# the 35 s the keeper has to empty it for any throughput above 30 runs/s (healthy `dev` holds a few hundred).
+EMBEDDED_BROKER_MAX_IN_FLIGHT = 1_000
 
 
 @dataclass(frozen=True, slots=True)

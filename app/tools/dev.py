@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.adapters.db import migrate
 from app.adapters.sealing import generate_key
-from app.adapters.topic_ring import EMBEDDED_BROKER_PERIOD_SECONDS
+from app.adapters.topic_ring import EMBEDDED_BROKER_MAX_IN_FLIGHT, EMBEDDED_BROKER_PERIOD_SECONDS
 from app.container import Container
 from app.observability.ops_server import OpsServer
 from app.roles import ROLES, run_roles
@@ -61,8 +61,10 @@ async def run_dev(settings: Settings, stop: asyncio.Event) -> None:
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
             bootstrap = services.enter_context(EmbeddedKafka(log_path=data_dir / "broker.log")).bootstrap_servers
-            ring_seconds = settings.topic_ring_seconds or EMBEDDED_BROKER_PERIOD_SECONDS  # it keeps everything
-            settings = replace(settings, topic_ring_seconds=ring_seconds)
+            # It keeps everything in memory: a ring empties what was handled, and a backlog waits in the outbox.
+            ring_seconds = settings.topic_ring_seconds or EMBEDDED_BROKER_PERIOD_SECONDS
+            in_flight = settings.relay_max_in_flight or EMBEDDED_BROKER_MAX_IN_FLIGHT
+            settings = replace(settings, topic_ring_seconds=ring_seconds, relay_max_in_flight=in_flight)
         settings = settings.with_services(database_url, bootstrap)
         if settings.allowed_private_networks is None:
             settings = replace(settings, allowed_private_networks=LOOPBACK)  # endpoints on this machine

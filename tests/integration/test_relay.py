@@ -13,7 +13,7 @@ from app.adapters.outbox import Outbox
 from app.adapters.store import EventStore, OutboxMessage
 from app.settings import Settings
 from relay.outbox_relay import OutboxRelay
-from tests.helpers import count
+from tests.helpers import count, wait_for
 
 
 @pytest.fixture
@@ -153,3 +153,39 @@ async def test_an_execution_carries_its_tags_as_a_header_on_its_priority_lane(
         await high.stop()
     key, _, headers = received
     assert (key, headers["type"], headers["tags"]) == (str(run.id), "ExecuteJobRun", "blue,fast")
+
+
+async def test_a_relay_keeps_at_most_max_in_flight_messages_published_and_not_handled(
+    settings: Settings, store: EventStore, topic: str, consumer: AIOKafkaConsumer
+) -> None:
+    outbox = Outbox(store.engine)
+    await enqueue(store, topic, 100)
+    producer = kafka.producer(settings)
+    await producer.start()
+    relay = OutboxRelay(outbox, producer, batch_size=40, poll_seconds=0.2, max_in_flight=30)
+    running = asyncio.create_task(relay.run())
+
+    async def published() -> list[int]:
+        async with store.engine.connect() as conn:
+            return list((await conn.execute(text("SELECT id FROM outbox WHERE published_at IS NOT NULL"))).scalars())
+
+    try:
+        await wait_for(lambda: _true(relay.held_back))
+        assert len(await published()) == relay.published == 30  # a batch of 40 was cut to the room left
+        assert await count(store.engine, "outbox", "published_at IS NULL") == 70
+        handled = 0
+        while handled < 100:  # a worker handles what it holds: the relay publishes as much again
+            rows = await wait_for(published)
+            assert len(rows) <= 30
+            await outbox.acknowledge(rows)
+            handled += len(rows)
+        assert relay.published == 100
+    finally:
+        running.cancel()
+        await producer.stop()
+    received = await consume_at(consumer, 100)
+    assert len({headers["id"] for _, _, headers, _ in received}) == 100
+
+
+async def _true(value: bool) -> bool:
+    return value
