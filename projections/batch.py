@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from projections.apply import apply_live
+from projections.apply import apply_live, column_names
 from projections.changes import Change, Kind, primary_key
 
 _json = msgspec.json.Encoder()
@@ -26,8 +26,8 @@ _dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 class Batch:
     def __init__(self) -> None:
         self.rows: dict[Table, dict[tuple[Any, ...], dict[str, Any]]] = defaultdict(dict)
-        self.history: dict[Table, dict[tuple[Any, ...], list[Change]]] = defaultdict(dict)
-        self.carried: list[Change] = []  # changes of rows this batch did not create, in order
+        self.made: list[Change] = []  # changes of the rows this batch created, in order
+        self.carried: list[Change] = []  # changes of the other rows, in order
         self._carried_keys: set[tuple[Table, tuple[Any, ...]]] = set()
         self.events = 0
 
@@ -35,16 +35,16 @@ class Batch:
         for change in changes:
             table = change.table
             key = change.key_tuple()
-            row = self.rows[table].get(key)
+            rows = self.rows[table]
+            row = rows.get(key)
             if row is None:
                 if change.kind is not Kind.UPSERT or (table, key) in self._carried_keys:
                     self._carried_keys.add((table, key))
                     self.carried.append(change)
                     continue
-                row = self.rows[table][key] = dict.fromkeys(table.c.keys())
+                row = rows[key] = dict.fromkeys(column_names(table))
                 row.update(change.key)
-                self.history[table][key] = []
-            self.history[table][key].append(change)
+            self.made.append(change)
             row.update(change.values)
             for name, value in change.fill.items():
                 if row[name] is None:
@@ -52,14 +52,14 @@ class Batch:
 
     async def flush(self, conn: AsyncConnection) -> None:
         """Write the batch into the tables `conn` sees (its search_path chooses them)."""
-        replay: list[Change] = []
         schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+        existing: set[tuple[Table, tuple[Any, ...]]] = set()
         for table, rows in self.rows.items():
-            existing = await _existing(conn, table, list(rows))
-            for key in existing:
-                replay.extend(self.history[table][key])
-            await _copy(conn, schema, table, [row for key, row in rows.items() if key not in existing])
+            found = await _existing(conn, table, list(rows))
+            existing.update((table, key) for key in found)
+            await _copy(conn, schema, table, [row for key, row in rows.items() if key not in found])
         # Rows are independent of each other, so these may follow the copied rows: none of them is among those.
+        replay = [change for change in self.made if (change.table, change.key_tuple()) in existing] if existing else []
         await apply_live(conn, [*replay, *self.carried])
 
 

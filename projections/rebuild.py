@@ -15,6 +15,7 @@ changes it applies with `apply_live` are the very statements writers run, landin
 """
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -66,9 +67,15 @@ async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | N
             if not (await guard.execute(_TRY_LOCK)).scalar_one():
                 raise RebuildRunning("a projections rebuild is already running; wait for it to finish")
             await guard.commit()
+            # Batches hold many objects and make no cycles: the cycle collector would walk them again and again.
+            # What little cyclic garbage the rest makes waits for the end.
+            collecting = gc.isenabled()
+            gc.disable()
             try:
                 return await _Rebuild(engine, writer, read_all, progress).run()
             finally:
+                if collecting:
+                    gc.enable()
                 await guard.execute(_UNLOCK)
                 await guard.commit()
     finally:
