@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from app.adapters.codec import encode_event
 from app.container import Container
+from app.progress import ProgressBar
 from app.tools.bench.figures import Report, percentile
 from app.tools.bench.load import ApiConnections, LoadError
 from app.tools.bench.measure import test_job
@@ -22,6 +23,7 @@ from domain.runs import JobRun
 from domain.status import RunStatus
 
 SUBMIT_RATE = 200  # TestJobs per second while the rebuild runs
+BASELINE_SECONDS = 5.0
 TEMPLATES = 64  # distinct finished runs whose events the synthetic ones copy (environments, tags)
 COPY_ROWS = 50_000
 _RESULT = re.compile(r"read models rebuilt from (\d+) events in ([\d.]+)s")
@@ -31,6 +33,12 @@ async def rebuild_phase(
     stack: BenchStack, container: Container, api: ApiConnections, report: Report, minimum_events: int
 ) -> None:
     await load_events(container, minimum_events)
+    before: list[float] = []  # the same load without a rebuild, to tell the rebuild's share from the machine's
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(BASELINE_SECONDS, stop.set)
+    await _submit_steadily(api, before, stop)
+    report.add("submit_latency_before_rebuild_p50", percentile(before, 50), "ms")
+    report.add("submit_latency_before_rebuild_p99", percentile(before, 99), "ms")
     latencies: list[float] = []
     stop = asyncio.Event()
     submitting = asyncio.create_task(_submit_steadily(api, latencies, stop))
@@ -53,6 +61,7 @@ async def load_events(container: Container, minimum: int) -> None:
     async with container.engine.connect() as conn:
         have = (await conn.execute(text("SELECT count(*) FROM events"))).scalar_one()
     templates = [_finished_run_events() for _ in range(TEMPLATES)]
+    progress = ProgressBar("  load", width=20)
     async with container.engine.connect() as conn:
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
@@ -65,6 +74,7 @@ async def load_events(container: Container, minimum: int) -> None:
                 "events", records=records, columns=["originator_id", "originator_version", "topic", "state"]
             )
             have += len(records)
+            progress(have, max(minimum, have))
         await conn.commit()
 
 
