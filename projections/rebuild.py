@@ -103,6 +103,7 @@ class _Rebuild:
 
     async def _run(self) -> int:
         async with self.writer.begin() as conn:
+            await shadow.check_swappable(conn)
             await shadow.drop_leftovers(conn)
             await shadow.create_tables(conn)
         async with self.engine.connect() as conn:

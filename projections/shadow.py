@@ -32,6 +32,15 @@ _GRANTS = text(
 )
 
 
+_DEPENDENTS = text(
+    "SELECT DISTINCT c.oid::regclass::text FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+    "JOIN pg_class c ON c.oid = r.ev_class WHERE d.refobjid = CAST(:table AS regclass) AND c.oid <> d.refobjid "
+    "UNION SELECT conname || ' on ' || conrelid::regclass::text FROM pg_constraint "
+    "WHERE confrelid = CAST(:table AS regclass) AND conrelid <> confrelid"
+)
+_KIND = text("SELECT relkind::text FROM pg_class WHERE oid = CAST(:table AS regclass)")
+
+
 def _live(table: Table) -> str:
     return f"{LIVE}.{table.name}"
 
@@ -40,6 +49,17 @@ async def drop_leftovers(conn: AsyncConnection) -> None:
     """What an earlier rebuild left: a shadow it never swapped in (it crashed), or old tables it swapped out."""
     for schema in (SHADOW, OLD):
         await conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
+async def check_swappable(conn: AsyncConnection) -> None:
+    """Refuse what a swap by renames would get wrong: a view or foreign key on a live table would follow it
+    out and be dropped with it; a partitioned table would come back as a plain one."""
+    for table in READ_MODELS:
+        if (await conn.execute(_KIND, {"table": _live(table)})).scalar_one() != "r":
+            raise RuntimeError(f"{table.name} is not a plain table: the rebuild cannot swap it")
+        dependents = [name for (name,) in await conn.execute(_DEPENDENTS, {"table": _live(table)})]
+        if dependents:
+            raise RuntimeError(f"{', '.join(dependents)} depend(s) on {table.name}: the rebuild would drop them")
 
 
 async def create_tables(conn: AsyncConnection) -> None:

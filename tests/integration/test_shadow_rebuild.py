@@ -19,7 +19,7 @@ from app.adapters.store import EventStore
 from app.container import Container
 from app.tools.bench.rebuild_phase import load_events
 from domain.endpoints import Endpoint
-from projections import batch, rebuild
+from projections import batch, rebuild, shadow
 from projections.apply import Fold
 from projections.changes import primary_key
 from projections.registry import changes_for
@@ -266,3 +266,46 @@ async def test_writers_in_another_process_keep_working_across_swaps(
     status = {str(key[0]): row[5] for key, row in rows["run_status"].items()}
     assert status == result["runs"]
     assert rows == await folded_from_scratch(container.store)
+
+
+async def test_the_swap_gives_way_to_a_long_reader_and_tries_again(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: dict[UUID, str] = {}
+    for _ in range(10):
+        await advance(container.store, runs)
+    attempts = 0
+    lock_live = shadow.lock_live
+
+    async def counted(conn: Any) -> None:
+        nonlocal attempts
+        attempts += 1
+        await lock_live(conn)
+
+    monkeypatch.setattr(shadow, "lock_live", counted)
+    async with container.engine.connect() as reader:
+        await reader.execute(text("SELECT count(*) FROM run_status"))  # holds it until this transaction ends
+        rebuilding = asyncio.create_task(rebuild.rebuild(container.engine, container.store.read_all))
+        while attempts < 2:  # its lock waits gave up (each briefly holding appends back), and it tried again
+            assert not rebuilding.done()
+            await asyncio.sleep(0.05)
+        await advance(container.store, runs)  # appends are not held back between attempts
+        await reader.commit()
+    await rebuilding
+    rows = await live_rows(container.engine)
+    assert {key[0]: row[5] for key, row in rows["run_status"].items()} == runs
+    assert rows == await folded_from_scratch(container.store)
+
+
+async def test_a_view_on_a_read_model_is_refused_before_anything_changes(container: Container) -> None:
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text("CREATE VIEW finished_runs AS SELECT id FROM run_status WHERE completed_at IS NOT NULL")
+        )
+    try:
+        with pytest.raises(RuntimeError, match="finished_runs depend"):
+            await rebuild.rebuild(container.engine, container.store.read_all)
+        assert not await shadow_exists(container.engine)
+    finally:
+        async with container.engine.begin() as conn:
+            await conn.execute(text("DROP VIEW finished_runs"))
