@@ -16,6 +16,8 @@ changes it applies with `apply_live` are the very statements writers run, landin
 
 import asyncio
 import gc
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -38,6 +40,7 @@ _TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended('jobs.projections
 _UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended('jobs.projections.rebuild', 0))")
 _LOCK_NOT_AVAILABLE = "55P03"
 _json = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
 
 
 class ReadAll(Protocol):
@@ -108,11 +111,17 @@ class _Rebuild:
             await shadow.create_tables(conn)
         async with self.engine.connect() as conn:
             self.total = (await conn.execute(select(func.count()).select_from(text("events")))).scalar_one()
+        began = time.perf_counter()
         await self._pass()
+        log.info("bulk pass over %d events in %.1fs", self.replayed, time.perf_counter() - began)
+        began = time.perf_counter()
         async with self.writer.begin() as conn:
             await shadow.create_indexes(conn)
-        while await self._pass() >= SMALL_TAIL:
-            pass
+        log.info("indexes built in %.1fs", time.perf_counter() - began)
+        began, passes, caught_up = time.perf_counter(), 1, await self._pass()
+        while caught_up >= SMALL_TAIL:
+            passes, caught_up = passes + 1, await self._pass()
+        log.info("caught up in %d passes, %.1fs", passes, time.perf_counter() - began)
         await self._swap()
         async with self.writer.begin() as conn:
             await shadow.drop_leftovers(conn)
@@ -157,8 +166,9 @@ class _Rebuild:
             self.progress(self.replayed, max(self.total, self.replayed))
 
     async def _swap(self) -> None:
-        for _ in range(SWAP_ATTEMPTS):
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
             position, replayed = self.position, self.replayed
+            began = time.perf_counter()
             try:
                 async with self.writer.begin() as conn:
                     await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
@@ -172,6 +182,8 @@ class _Rebuild:
                     await batch.flush(conn)
                     await shadow.lock_live(conn)
                     await shadow.swap(conn)
+                held = (time.perf_counter() - began) * 1000
+                log.info("swapped in (attempt %d), appends held for %.0f ms", attempt, held)
                 return
             except DBAPIError as error:
                 if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
