@@ -6,6 +6,7 @@ import gc
 import importlib.metadata
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -138,11 +139,13 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
 
     async def main() -> None:
         container = Container.create(settings)
+        began = time.perf_counter()
         try:
             replayed = await rebuild(container.engine, container.store.read_all, ProgressBar("rebuild"))
         finally:
             await container.close()
-        print(f"read models rebuilt from {replayed} events")
+        seconds = time.perf_counter() - began
+        print(f"read models rebuilt from {replayed} events in {seconds:.2f}s ({replayed / seconds:,.0f} events/s)")
 
     _run(main())
 

@@ -52,7 +52,7 @@ def _statement(table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str
 
 
 @functools.cache
-def _column_names(table: Table) -> tuple[str, ...]:
+def column_names(table: Table) -> tuple[str, ...]:
     return tuple(column.name for column in table.columns)
 
 
@@ -70,7 +70,7 @@ class Fold:
             if row is None:
                 if change.kind is not Kind.UPSERT:
                     continue
-                row = rows[key] = dict.fromkeys(_column_names(change.table))
+                row = rows[key] = dict.fromkeys(column_names(change.table))
                 row.update(change.key)
             row.update(change.values)
             for name, value in change.fill.items():

@@ -1,20 +1,46 @@
-"""Rebuild every read model from the event store, then swap the result in while writers wait briefly."""
+"""Rebuild every read model from the event store into shadow tables, then swap them in; writers go on meanwhile.
 
+1. Shadow tables are made like the live ones (projections.shadow), in their own schema.
+2. The bulk pass reads the events in order and folds them in bounded batches (projections.batch), each flushed
+   into the shadow while the next one is read: memory stays flat however many events there are.
+3. Then the other indexes are built, and passes catch up with the events appended meanwhile until one finds
+   only a few.
+4. One short transaction locks out appends (SHARE on events, waiting for running ones), applies the last
+   events, and swaps the tables by renames. It gives up its locks after LOCK_TIMEOUT rather than queue writers
+   behind a long wait, and tries again after another catch-up.
+
+Until the swap commits the live tables are untouched: a crash leaves the shadow behind, which the next
+rebuild drops. The rebuild's connections see the shadow schema first in their search_path, so the read-model
+changes it applies with `apply_live` are the very statements writers run, landing in the shadow tables.
+"""
+
+import asyncio
 import gc
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy import Table, func, select, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from projections.apply import Fold
+from projections import shadow
+from projections.batch import Batch
 from projections.registry import changes_for
-from projections.tables import READ_MODELS
 
-BATCH = 5000
+READ_BATCH = 5000  # events per read
+FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
+SMALL_TAIL = 2000  # catch up until a pass reads fewer events than this, then swap
+LOCK_TIMEOUT = "500ms"  # longest wait for a lock in the swap's transaction, while appends wait on it
+SWAP_ATTEMPTS = 20
+
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended('jobs.projections.rebuild', 0))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended('jobs.projections.rebuild', 0))")
+_LOCK_NOT_AVAILABLE = "55P03"
 _json = msgspec.json.Encoder()
+log = logging.getLogger(__name__)
 
 
 class ReadAll(Protocol):
@@ -26,56 +52,142 @@ class ReadAll(Protocol):
 Progress = Callable[[int, int], None]
 
 
+class RebuildRunning(RuntimeError):
+    """Another rebuild holds the rebuild lock."""
+
+
 async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | None = None) -> int:
-    """Replays all events into fresh read-model rows; returns how many events were replayed."""
-    # The fold holds a row per run and creates no reference cycles: the cycle collector, which would walk
-    # all of it again and again as it grows, is paused meanwhile.
-    collecting = gc.isenabled()
-    gc.disable()
+    """Replays all events into fresh read-model tables and swaps them in; returns how many events it replayed."""
+    writer = create_async_engine(
+        engine.url,
+        pool_size=3,
+        max_overflow=0,
+        json_serializer=lambda value: _json.encode(value).decode(),
+        connect_args={"timeout": 5, "server_settings": {"search_path": f"{shadow.SHADOW}, {shadow.LIVE}"}},
+    )
     try:
-        return await _rebuild(engine, read_all, progress)
+        async with writer.connect() as guard:
+            if not (await guard.execute(_TRY_LOCK)).scalar_one():
+                raise RebuildRunning("a projections rebuild is already running; wait for it to finish")
+            await guard.commit()
+            # Batches hold many objects and make no cycles: the cycle collector would walk them again and again.
+            # What little cyclic garbage the rest makes waits for the end.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                return await _Rebuild(engine, writer, read_all, progress).run()
+            finally:
+                if collecting:
+                    gc.enable()
+                await guard.execute(_UNLOCK)
+                await guard.commit()
     finally:
-        if collecting:
-            gc.enable()
+        await writer.dispose()
 
 
-async def _rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | None) -> int:
-    async with engine.connect() as conn:
-        total = (await conn.execute(select(func.count()).select_from(text("events")))).scalar_one()
-    fold = Fold()
-    position, replayed = 0, 0
-    while batch := await read_all(position, BATCH):
-        fold.apply(changes_for(event for _, event in batch))
-        position = batch[-1][0]
-        replayed += len(batch)
-        if progress:
-            progress(replayed, max(total, replayed))
-    async with engine.begin() as conn:
-        # SHARE mode waits for running appends and holds new ones until the swap commits.
-        await conn.execute(text("LOCK TABLE events IN SHARE MODE"))
-        while tail := await read_all(position, BATCH, conn):
-            fold.apply(changes_for(event for _, event in tail))
-            position = tail[-1][0]
-            replayed += len(tail)
-        await conn.execute(text("TRUNCATE " + ", ".join(table.name for table in READ_MODELS)))
-        for table in READ_MODELS:
-            await _copy(conn, table, fold.table_rows(table))
-    if progress:
-        progress(replayed, replayed)
-    return replayed
+class _Rebuild:
+    def __init__(self, engine: AsyncEngine, writer: AsyncEngine, read_all: ReadAll, progress: Progress | None):
+        self.engine = engine
+        self.writer = writer  # its connections write to the shadow tables
+        self.read_all = read_all
+        self.progress = progress
+        self.position = 0
+        self.replayed = 0
+        self.total = 0
 
+    async def run(self) -> int:
+        try:
+            return await self._run()
+        except BaseException:
+            # Whatever failed, the live tables are as they were; what was built is of no further use.
+            async with self.writer.begin() as conn:
+                await shadow.drop_leftovers(conn)
+            raise
 
-async def _copy(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Write the rows with COPY: the fastest way in, and rows are plain values already."""
-    if not rows:
-        return
-    columns = [column.name for column in table.columns]
-    json_columns = {column.name for column in table.columns if isinstance(column.type, JSONB)}
-    records = [tuple(_encode(row[name]) if name in json_columns else row[name] for name in columns) for row in rows]
-    driver = (await conn.get_raw_connection()).driver_connection
-    assert driver is not None
-    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    async def _run(self) -> int:
+        async with self.writer.begin() as conn:
+            await shadow.check_swappable(conn)
+            await shadow.drop_leftovers(conn)
+            await shadow.create_tables(conn)
+        async with self.engine.connect() as conn:
+            self.total = (await conn.execute(select(func.count()).select_from(text("events")))).scalar_one()
+        began = time.perf_counter()
+        await self._pass()
+        log.info("bulk pass over %d events in %.1fs", self.replayed, time.perf_counter() - began)
+        began = time.perf_counter()
+        async with self.writer.begin() as conn:
+            await shadow.create_indexes(conn)
+        log.info("indexes built in %.1fs", time.perf_counter() - began)
+        began, passes, caught_up = time.perf_counter(), 1, await self._pass()
+        while caught_up >= SMALL_TAIL:
+            passes, caught_up = passes + 1, await self._pass()
+        log.info("caught up in %d passes, %.1fs", passes, time.perf_counter() - began)
+        await self._swap()
+        async with self.writer.begin() as conn:
+            await shadow.drop_leftovers(conn)
+        if self.progress:
+            self.progress(self.replayed, self.replayed)
+        return self.replayed
 
+    async def _pass(self) -> int:
+        """Replay the events after the position, up to the end as of now; returns how many it read. A batch is
+        written while the next one is read and folded."""
+        batch, read = Batch(), 0
+        flushing: asyncio.Task[None] | None = None
+        try:
+            while events := await self.read_all(self.position, READ_BATCH):
+                batch.apply(changes_for(event for _, event in events))
+                batch.events += len(events)
+                read += len(events)
+                self._advance(events)
+                if batch.events >= FLUSH_EVERY:
+                    if flushing:
+                        await flushing
+                    flushing = asyncio.create_task(self._flush(batch))
+                    batch = Batch()
+                if len(events) < READ_BATCH:
+                    break
+            if flushing:
+                await flushing
+        finally:
+            if flushing and not flushing.done():
+                flushing.cancel()
+        await self._flush(batch)
+        return read
 
-def _encode(value: Any) -> str | None:
-    return None if value is None else _json.encode(value).decode()
+    async def _flush(self, batch: Batch) -> None:
+        async with self.writer.begin() as conn:
+            await batch.flush(conn)
+
+    def _advance(self, events: list[tuple[int, Any]]) -> None:
+        self.position = events[-1][0]
+        self.replayed += len(events)
+        if self.progress:
+            self.progress(self.replayed, max(self.total, self.replayed))
+
+    async def _swap(self) -> None:
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            position, replayed = self.position, self.replayed
+            began = time.perf_counter()
+            try:
+                async with self.writer.begin() as conn:
+                    await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                    # SHARE waits for running appends and holds new ones until the commit: with it held every
+                    # committed event is readable, none is missed in the commit-order gap.
+                    await conn.execute(text(f"LOCK TABLE {shadow.LIVE}.events IN SHARE MODE"))
+                    batch = Batch()
+                    while tail := await self.read_all(self.position, READ_BATCH, conn):
+                        batch.apply(changes_for(event for _, event in tail))
+                        self._advance(tail)
+                    await batch.flush(conn)
+                    await shadow.lock_live(conn)
+                    await shadow.swap(conn)
+                held = (time.perf_counter() - began) * 1000
+                log.info("swapped in (attempt %d), appends held for %.0f ms", attempt, held)
+                return
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                    raise
+                self.position, self.replayed = position, replayed
+            await self._pass()
+        raise RuntimeError(f"the rebuild could not lock the tables for its swap in {SWAP_ATTEMPTS} attempts")

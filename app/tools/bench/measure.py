@@ -4,8 +4,7 @@ import asyncio
 import os
 import signal
 import time
-from datetime import UTC, datetime, timedelta
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
@@ -19,9 +18,6 @@ from app.tools.bench.executions import execution_figures
 from app.tools.bench.figures import Report, percentile
 from app.tools.bench.load import ApiConnections, LoadError
 from app.tools.bench.stack import BenchStack
-from domain.runs import JobRun
-from domain.status import RunStatus
-from projections.rebuild import rebuild
 
 _SUCCEEDED = text("SELECT id FROM run_status WHERE id = ANY(:ids) AND status = 'SUCCESS'")
 _TIMES = text(
@@ -261,35 +257,6 @@ async def relay_rate(stack: BenchStack, container: Container, report: Report, me
     report.add("relay_messages_per_s", messages / (time.perf_counter() - began), "msgs/s")
     async with container.engine.begin() as conn:  # no worker consumes this topic: its rows would stay
         await conn.execute(text("DELETE FROM outbox WHERE topic = :t"), {"t": topic})
-
-
-async def rebuild_rate(container: Container, report: Report, minimum_events: int) -> None:
-    """Add synthetic finished runs until the store holds enough events, then time a full rebuild."""
-    async with container.engine.connect() as conn:
-        have = (await conn.execute(text("SELECT count(*) FROM events"))).scalar_one()
-    now = datetime.now(UTC)
-    while have < minimum_events:
-        runs = []
-        for _ in range(1000):
-            run = JobRun(
-                id=uuid4(),
-                environment_id=str(uuid4()),
-                endpoint_id=str(uuid4()),
-                job_slug="noop",
-                job_version="1.0.0",
-                event_record_id=str(uuid4()),
-                is_test=True,
-            )
-            run.start(1, now, timedelta(seconds=60))
-            run.complete(RunStatus.SUCCESS, {"ok": True})
-            runs.append(run)
-        async with container.store.transaction() as uow:
-            await uow.save(*runs)
-        have += 3000
-    began = time.perf_counter()
-    replayed = await rebuild(container.engine, container.store.read_all, ProgressBar("  rebuild", width=20))
-    report.add("rebuild_events", replayed, "events")
-    report.add("rebuild_events_per_s", replayed / (time.perf_counter() - began), "events/s", ">= 50000")
 
 
 async def register(api: ApiConnections, stack: BenchStack) -> None:

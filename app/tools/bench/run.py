@@ -14,6 +14,7 @@ from app.tools.bench import latency, measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
+from app.tools.bench.rebuild_phase import rebuild_phase
 from app.tools.bench.stack import BenchStack, bench_stack
 
 RESULTS = Path("benchmarks/results")
@@ -91,7 +92,7 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         print(f"# relay: {options.relay_messages} outbox rows")
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
-        await measure.rebuild_rate(container, report, options.rebuild_events)
+        await rebuild_phase(stack, container, api, report, options.rebuild_events)
     finally:
         await api.close()
         await container.close()

@@ -1,0 +1,94 @@
+"""A bounded slice of the event stream folded in memory, then flushed into tables that hold the slices before.
+
+Rows a slice creates (their first change in it is an upsert) are folded in memory and, when the tables do not
+hold them yet, copied in as they are: almost every row, and the fast path. The changes of every other row (one
+an earlier slice created, or an upsert of a row that exists) are applied as written, by `apply_live`, so the
+result is exactly what applying every change live would give.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from sqlalchemy import Table, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from projections.apply import apply_live, column_names
+from projections.changes import Change, Kind, primary_key
+
+_json = msgspec.json.Encoder()
+_dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+class Batch:
+    def __init__(self) -> None:
+        self.rows: dict[Table, dict[tuple[Any, ...], dict[str, Any]]] = defaultdict(dict)
+        self.made: list[Change] = []  # changes of the rows this batch created, in order
+        self.carried: list[Change] = []  # changes of the other rows, in order
+        self._carried_keys: set[tuple[Table, tuple[Any, ...]]] = set()
+        self.events = 0
+
+    def apply(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            table = change.table
+            key = change.key_tuple()
+            rows = self.rows[table]
+            row = rows.get(key)
+            if row is None:
+                if change.kind is not Kind.UPSERT or (table, key) in self._carried_keys:
+                    self._carried_keys.add((table, key))
+                    self.carried.append(change)
+                    continue
+                row = rows[key] = dict.fromkeys(column_names(table))
+                row.update(change.key)
+            self.made.append(change)
+            row.update(change.values)
+            for name, value in change.fill.items():
+                if row[name] is None:
+                    row[name] = value
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Write the batch into the tables `conn` sees (its search_path chooses them)."""
+        schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+        existing: set[tuple[Table, tuple[Any, ...]]] = set()
+        for table, rows in self.rows.items():
+            found = await _existing(conn, table, list(rows))
+            existing.update((table, key) for key in found)
+            await _copy(conn, schema, table, [row for key, row in rows.items() if key not in found])
+        # Rows are independent of each other, so these may follow the copied rows: none of them is among those.
+        replay = [change for change in self.made if (change.table, change.key_tuple()) in existing] if existing else []
+        await apply_live(conn, [*replay, *self.carried])
+
+
+async def _existing(conn: AsyncConnection, table: Table, keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    if not keys:
+        return set()
+    names = primary_key(table)
+    arrays = ", ".join(
+        f"CAST(:k{i} AS {table.c[name].type.compile(dialect=_dialect)}[])" for i, name in enumerate(names)
+    )
+    columns = ", ".join(names)
+    query = text(f"SELECT {columns} FROM {table.name} WHERE ({columns}) IN (SELECT * FROM unnest({arrays}))").columns(
+        *(table.c[name] for name in names)
+    )
+    params = {f"k{i}": [key[i] for key in keys] for i in range(len(names))}
+    return {tuple(row) for row in await conn.execute(query, params)}
+
+
+async def _copy(conn: AsyncConnection, schema: str, table: Table, rows: list[dict[str, Any]]) -> None:
+    """COPY the rows in: the fastest way, and rows are plain values already."""
+    if not rows:
+        return
+    columns = list(table.c.keys())
+    json_columns = {column.name for column in table.columns if isinstance(column.type, JSONB)}
+    records = [tuple(_encode(row[name]) if name in json_columns else row[name] for name in columns) for row in rows]
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table.name, records=records, columns=columns, schema_name=schema)
+
+
+def _encode(value: Any) -> str | None:
+    return None if value is None else _json.encode(value).decode()
