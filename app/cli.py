@@ -7,6 +7,7 @@ import importlib.metadata
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from app import event_loop
@@ -174,6 +175,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         peer=not args.no_peer,
         record=args.record,
         export_traces=args.export_traces,
+        profile=args.profile,
     )
     run_bench(settings, options)
 
@@ -266,6 +268,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
     bench.add_argument(
         "--export-traces", action="store_true", help="the roles export every span (100%% sampled) over OTLP/HTTP"
+    )
+    bench.add_argument(
+        "--profile", type=Path, metavar="DIR", help="py-spy profiles of each role in the throughput phase, in DIR"
     )
     bench.add_argument("--soak-minutes", type=float, help="instead: a steady --rate for this long, a line a minute")
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")

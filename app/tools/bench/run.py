@@ -14,6 +14,7 @@ from app.tools.bench import measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
+from app.tools.bench.profile import profiling
 from app.tools.bench.stack import bench_stack
 
 RESULTS = Path("benchmarks/results")
@@ -31,6 +32,7 @@ class BenchOptions:
     peer: bool = True
     record: bool = False
     export_traces: bool = False
+    profile: Path | None = None  # where py-spy profiles of the roles in the throughput phase go
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
@@ -64,7 +66,8 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
-        await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+        with profiling(stack, options.profile):
+            await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
         if options.dashboard_pages:
             await dashboard_phase(
