@@ -5,17 +5,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, update
-from sqlalchemy.dialects.postgresql import insert
+import msgspec
+from sqlalchemy import Boolean, DateTime, Integer, Table, Text, Uuid, and_, bindparam, func, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.changes import Change, Kind
 
 
 async def apply_live(conn: AsyncConnection, changes: Iterable[Change]) -> None:
-    """Apply the changes in order, one statement execution per shape of change where order allows: the
-    n-th changes of distinct rows do not depend on each other, so those of one shape go together."""
-    rounds: list[dict[Any, list[dict[str, Any]]]] = []
+    """Apply the changes in order, one statement per shape of change where order allows: the n-th changes of
+    distinct rows do not depend on each other, so those of one shape go together, their values as arrays."""
+    rounds: list[dict[Any, list[Change]]] = []
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
     for change in changes:
         row = (change.table, *change.key.values())
@@ -24,18 +25,112 @@ async def apply_live(conn: AsyncConnection, changes: Iterable[Change]) -> None:
         if turn == len(rounds):
             rounds.append(defaultdict(list))
         shape = (change.table, change.kind, tuple(change.key), tuple(change.values), tuple(change.fill))
-        rounds[turn][shape].append(
-            {f"p_{name}": value for part in (change.key, change.values, change.fill) for name, value in part.items()}
-        )
+        rounds[turn][shape].append(change)
     for shapes in rounds:
-        for shape, params in shapes.items():
-            await conn.execute(_statement(*shape), params)
+        for shape, batch in shapes.items():
+            statement, arrays = _statement(*shape)
+            if arrays is None:
+                params = [
+                    {f"p_{name}": value for part in (c.key, c.values, c.fill) for name, value in part.items()}
+                    for c in batch
+                ]
+                await conn.execute(statement, params)
+            else:
+                await conn.execute(statement, _columns(arrays, batch))
+
+
+def _columns(arrays: tuple[tuple[str, Any], ...], batch: list[Change]) -> dict[str, list[Any]]:
+    """Each column's values over the batch, as one array parameter (JSON columns as text)."""
+    columns: dict[str, list[Any]] = {}
+    for name, as_json in arrays:
+        values = [c.key[name] if name in c.key else c.values[name] if name in c.values else c.fill[name] for c in batch]
+        if as_json is not None:
+            values = [_json_text(value, as_json) for value in values]
+        columns[f"a_{name}"] = values
+    return columns
+
+
+def _json_text(value: Any, none_as_null: bool) -> str | None:
+    if value is None and none_as_null:
+        return None
+    return _json.encode(value).decode()
+
+
+_json = msgspec.json.Encoder()
+# The PostgreSQL array type each column type is sent as; a JSON column goes as text, cast row by row.
+_ARRAY_TYPES: dict[type, str] = {
+    Uuid: "uuid",
+    Text: "text",
+    Integer: "integer",
+    Boolean: "boolean",
+    DateTime: "timestamptz",
+    JSONB: "text",
+}
+
+
+def _array_type(column_type: Any) -> str | None:
+    if isinstance(column_type, DateTime) and not column_type.timezone:
+        return None  # naive times: not sent as timestamptz
+    return _ARRAY_TYPES.get(type(column_type))
+
+
+def _quoted(name: str) -> str:
+    return f'"{name}"'
 
 
 @functools.cache
-def _statement(table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]) -> Any:
-    """One statement per shape of change, built once, with bound parameters (its compiled form is then
-    cached by SQLAlchemy too)."""
+def _statement(
+    table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]
+) -> tuple[Any, tuple[tuple[str, Any], ...] | None]:
+    """One statement per shape of change, built once: from arrays (each column's values over the rows, with
+    how a JSON column is written) when every column's type can go as one; else with a row's bound parameters,
+    executed once per row."""
+    names = (*key, *values, *fill)
+    if all(_array_type(table.c[name].type) for name in names):
+        return _array_statement(table, kind, key, values, fill), tuple(
+            (
+                name,
+                getattr(table.c[name].type, "none_as_null", False) if isinstance(table.c[name].type, JSONB) else None,
+            )
+            for name in names
+        )
+    return _row_statement(table, kind, key, values, fill), None
+
+
+def _array_statement(
+    table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]
+) -> Any:
+    names = (*key, *values, *fill)
+    arrays = ", ".join(f"CAST(:a_{name} AS {_array_type(table.c[name].type)}[])" for name in names)
+    aliases = ", ".join(f'"{name}"' for name in names)
+    source = f"unnest({arrays}) AS m({aliases})"
+
+    def column(name: str) -> str:
+        return f'CAST(m."{name}" AS jsonb)' if isinstance(table.c[name].type, JSONB) else f'm."{name}"'
+
+    if kind is Kind.UPSERT:
+        sets = [f'"{name}" = EXCLUDED."{name}"' for name in values]
+        sets += [f'"{name}" = coalesce(t."{name}", EXCLUDED."{name}")' for name in fill]
+        conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+        return text(
+            f'INSERT INTO "{table.name}" AS t ({aliases}) SELECT {", ".join(column(n) for n in names)} FROM {source} '
+            f"ON CONFLICT ({', '.join(_quoted(n) for n in key)}) {conflict}"
+        )
+    sets = [f'"{name}" = {column(name)}' for name in values]
+    sets += [f'"{name}" = coalesce(t."{name}", {column(name)})' for name in fill]
+    # The key again as `= ANY(array)`: the rows are then found by index, whatever join the planner picks (it
+    # takes unnest for a few rows, and would hash-join a small table by scanning it whole).
+    where = " AND ".join(
+        f't."{name}" = m."{name}" AND t."{name}" = ANY(CAST(:a_{name} AS {_array_type(table.c[name].type)}[]))'
+        for name in key
+    )
+    return text(f'UPDATE "{table.name}" AS t SET {", ".join(sets)} FROM {source} WHERE {where}')
+
+
+def _row_statement(
+    table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]
+) -> Any:
+    """With bound parameters (its compiled form is then cached by SQLAlchemy too)."""
 
     def param(name: str) -> Any:
         return bindparam(f"p_{name}", type_=table.c[name].type)
