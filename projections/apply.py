@@ -12,11 +12,38 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.changes import Change, Kind
 
+Shape = tuple[Table, Kind, tuple[str, ...], tuple[str, ...], tuple[str, ...]]  # table, kind, key, values, fill
+
 
 async def apply_live(conn: AsyncConnection, changes: Iterable[Change]) -> None:
     """Apply the changes in order, one statement per shape of change where order allows: the n-th changes of
     distinct rows do not depend on each other, so those of one shape go together, their values as arrays."""
-    rounds: list[dict[Any, list[Change]]] = []
+    for shapes in _rounds(changes):
+        for shape, batch in shapes.items():
+            if _array_columns(*shape) is None:
+                statement = _row_statement(*shape)
+                params = [
+                    {f"p_{name}": value for part in (c.key, c.values, c.fill) for name, value in part.items()}
+                    for c in batch
+                ]
+                await conn.execute(statement, params)
+            else:
+                await conn.execute(_array_statement(*shape), array_params(shape, batch, "a_"))
+
+
+def one_round(changes: Iterable[Change]) -> dict[Shape, list[Change]] | None:
+    """The changes by shape, when each row is changed once and every shape goes from arrays: then they can
+    all go in one statement (array_sql of each shape); else None."""
+    rounds = _rounds(changes)
+    if not rounds:
+        return {}
+    if len(rounds) > 1 or any(_array_columns(*shape) is None for shape in rounds[0]):
+        return None
+    return dict(rounds[0])
+
+
+def _rounds(changes: Iterable[Change]) -> list[dict[Shape, list[Change]]]:
+    rounds: list[dict[Shape, list[Change]]] = []
     seen: dict[tuple[Any, ...], int] = defaultdict(int)
     for change in changes:
         row = (change.table, *change.key.values())
@@ -26,27 +53,19 @@ async def apply_live(conn: AsyncConnection, changes: Iterable[Change]) -> None:
             rounds.append(defaultdict(list))
         shape = (change.table, change.kind, tuple(change.key), tuple(change.values), tuple(change.fill))
         rounds[turn][shape].append(change)
-    for shapes in rounds:
-        for shape, batch in shapes.items():
-            statement, arrays = _statement(*shape)
-            if arrays is None:
-                params = [
-                    {f"p_{name}": value for part in (c.key, c.values, c.fill) for name, value in part.items()}
-                    for c in batch
-                ]
-                await conn.execute(statement, params)
-            else:
-                await conn.execute(statement, _columns(arrays, batch))
+    return rounds
 
 
-def _columns(arrays: tuple[tuple[str, Any], ...], batch: list[Change]) -> dict[str, list[Any]]:
-    """Each column's values over the batch, as one array parameter (JSON columns as text)."""
+def array_params(shape: Shape, batch: list[Change], prefix: str) -> dict[str, list[Any]]:
+    """Each column's values over the batch, as one array parameter named `<prefix><column>` (JSON as text)."""
     columns: dict[str, list[Any]] = {}
+    arrays = _array_columns(*shape)
+    assert arrays is not None
     for name, as_json in arrays:
         values = [c.key[name] if name in c.key else c.values[name] if name in c.values else c.fill[name] for c in batch]
         if as_json is not None:
             values = [_json_text(value, as_json) for value in values]
-        columns[f"a_{name}"] = values
+        columns[f"{prefix}{name}"] = values
     return columns
 
 
@@ -74,34 +93,36 @@ def _array_type(column_type: Any) -> str | None:
     return _ARRAY_TYPES.get(type(column_type))
 
 
-def _quoted(name: str) -> str:
-    return f'"{name}"'
+@functools.cache
+def _array_columns(
+    table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]
+) -> tuple[tuple[str, bool | None], ...] | None:
+    """The shape's columns, each with None or, for a JSON column, whether None is SQL NULL; None when a
+    column's type cannot go as an array (the shape then goes row by row)."""
+    names = (*key, *values, *fill)
+    if not all(_array_type(table.c[name].type) for name in names):
+        return None
+    return tuple(
+        (
+            name,
+            bool(getattr(table.c[name].type, "none_as_null", False)) if isinstance(table.c[name].type, JSONB) else None,
+        )
+        for name in names
+    )
 
 
 @functools.cache
-def _statement(
-    table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]
-) -> tuple[Any, tuple[tuple[str, Any], ...] | None]:
-    """One statement per shape of change, built once: from arrays (each column's values over the rows, with
-    how a JSON column is written) when every column's type can go as one; else with a row's bound parameters,
-    executed once per row."""
-    names = (*key, *values, *fill)
-    if all(_array_type(table.c[name].type) for name in names):
-        return _array_statement(table, kind, key, values, fill), tuple(
-            (
-                name,
-                getattr(table.c[name].type, "none_as_null", False) if isinstance(table.c[name].type, JSONB) else None,
-            )
-            for name in names
-        )
-    return _row_statement(table, kind, key, values, fill), None
-
-
 def _array_statement(
     table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]
 ) -> Any:
+    return text(array_sql((table, kind, key, values, fill), "a_"))
+
+
+def array_sql(shape: Shape, prefix: str) -> str:
+    """The statement applying a batch of changes of one shape, from array parameters `<prefix><column>`."""
+    table, kind, key, values, fill = shape
     names = (*key, *values, *fill)
-    arrays = ", ".join(f"CAST(:a_{name} AS {_array_type(table.c[name].type)}[])" for name in names)
+    arrays = ", ".join(f"CAST(:{prefix}{name} AS {_array_type(table.c[name].type)}[])" for name in names)
     aliases = ", ".join(f'"{name}"' for name in names)
     source = f"unnest({arrays}) AS m({aliases})"
 
@@ -112,21 +133,23 @@ def _array_statement(
         sets = [f'"{name}" = EXCLUDED."{name}"' for name in values]
         sets += [f'"{name}" = coalesce(t."{name}", EXCLUDED."{name}")' for name in fill]
         conflict = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
-        return text(
+        keys = ", ".join(f'"{name}"' for name in key)
+        return (
             f'INSERT INTO "{table.name}" AS t ({aliases}) SELECT {", ".join(column(n) for n in names)} FROM {source} '
-            f"ON CONFLICT ({', '.join(_quoted(n) for n in key)}) {conflict}"
+            f"ON CONFLICT ({keys}) {conflict}"
         )
     sets = [f'"{name}" = {column(name)}' for name in values]
     sets += [f'"{name}" = coalesce(t."{name}", {column(name)})' for name in fill]
     # The key again as `= ANY(array)`: the rows are then found by index, whatever join the planner picks (it
     # takes unnest for a few rows, and would hash-join a small table by scanning it whole).
     where = " AND ".join(
-        f't."{name}" = m."{name}" AND t."{name}" = ANY(CAST(:a_{name} AS {_array_type(table.c[name].type)}[]))'
+        f't."{name}" = m."{name}" AND t."{name}" = ANY(CAST(:{prefix}{name} AS {_array_type(table.c[name].type)}[]))'
         for name in key
     )
-    return text(f'UPDATE "{table.name}" AS t SET {", ".join(sets)} FROM {source} WHERE {where}')
+    return f'UPDATE "{table.name}" AS t SET {", ".join(sets)} FROM {source} WHERE {where}'
 
 
+@functools.cache
 def _row_statement(
     table: Table, kind: Kind, key: tuple[str, ...], values: tuple[str, ...], fill: tuple[str, ...]
 ) -> Any:

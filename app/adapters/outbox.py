@@ -114,8 +114,8 @@ class Outbox:
         return None if due is None else float(due)
 
     async def acknowledge(self, outbox_ids: list[int]) -> None:
-        """The messages of these rows were handled: the rows go."""
-        async with self.engine.begin() as conn:
+        """The messages of these rows were handled: the rows go (one statement: no transaction around it)."""
+        async with self._reads.connect() as conn:
             await conn.execute(_ACKNOWLEDGE, {"ids": outbox_ids})
 
     async def now(self) -> datetime:

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
 from app.adapters import kafka
+from app.adapters.db import reading
 from app.container import Container
 from app.progress import ProgressBar
 from app.tools.bench.figures import Report, percentile
@@ -69,7 +70,7 @@ async def wait_succeeded(
         for run_id in run_ids[len(seen) + len(pending) :]:
             pending[UUID(run_id)] = run_id
         if pending:
-            async with container.engine.connect() as conn:
+            async with reading(container.engine).connect() as conn:  # no BEGIN/ROLLBACK: not the service's work
                 rows = (await conn.execute(_SUCCEEDED, {"ids": list(pending)})).scalars().all()
             now = time.time()
             for key in rows:
