@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from app import event_loop
@@ -243,6 +244,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         replicas=args.replicas,
         throughput_only=args.throughput_only,
         steady_only=args.steady_only,
+        profile=args.profile,
     )
     run_bench(settings, options)
 
@@ -396,6 +398,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
     bench.add_argument(
         "--export-traces", action="store_true", help="the roles export every span (100%% sampled) over OTLP/HTTP"
+    )
+    bench.add_argument(
+        "--profile", type=Path, metavar="DIR", help="py-spy profiles of each role in the throughput phase, in DIR"
     )
     bench.add_argument("--soak-minutes", type=float, help="instead: a steady --rate for this long, a line a minute")
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")

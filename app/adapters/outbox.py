@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.adapters.db import reading
+
 log = logging.getLogger(__name__)
 
 _CLAIM = text(
@@ -81,6 +83,7 @@ class Claim:
 class Outbox:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reads = reading(engine)
 
     @asynccontextmanager
     async def claim(self, limit: int) -> AsyncIterator[Claim]:
@@ -112,30 +115,30 @@ class Outbox:
 
     async def next_due_in(self) -> float | None:
         """Seconds until the next row not yet published is due (negative when one is overdue)."""
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             due = (await conn.execute(_NEXT_DUE)).scalar()
         return None if due is None else float(due)
 
     async def acknowledge(self, outbox_ids: list[int]) -> None:
-        """The messages of these rows were handled: the rows go."""
-        async with self.engine.begin() as conn:
+        """The messages of these rows were handled: the rows go (one statement: no transaction around it)."""
+        async with self._reads.connect() as conn:
             await conn.execute(_ACKNOWLEDGE, {"ids": outbox_ids})
 
     async def now(self) -> datetime:
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             moment: datetime = (await conn.execute(_NOW)).scalar_one()
         return moment
 
     async def passed(self, topic: str, partition: int, low: int) -> list[int]:
         """Rows published to the partition before offset `low`."""
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             rows = await conn.execute(_PASSED, {"topic": topic, "partition": partition, "low": low})
             return list(rows.scalars())
 
     async def at_or_past(self, topic: str, partition: int, end: int, before: datetime, limit: int) -> list[Published]:
         """Rows published to the partition at offset `end` or later, acknowledged by the broker before `before`."""
         params = {"topic": topic, "partition": partition, "end": end, "before": before, "n": limit}
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             rows = (await conn.execute(_PAST_END, params)).all()
         return [Published(row.id, topic, partition, row.kafka_offset) for row in rows]
 

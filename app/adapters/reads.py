@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import cast
 
+from app.adapters.db import reading
 from domain.status import TERMINAL
 from projections import tables
 
@@ -115,13 +116,14 @@ class RunFilter:
 class ReadModels:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._reads = reading(engine)
 
     async def _all(self, query: Any, **params: Any) -> Sequence[Row[Any]]:
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return (await conn.execute(query, params)).all()
 
     async def _first(self, query: Any, **params: Any) -> Row[Any] | None:
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return (await conn.execute(query, params)).first()
 
     async def ping(self) -> None:
@@ -143,7 +145,7 @@ class ReadModels:
             conditions.append(RUNS.c.status == where.status)
         if where.tag is not None:
             conditions.append(RUNS.c.tags.contains(cast([where.tag], JSONB)))
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             if cursor is not None:
                 after = (await conn.execute(select(RUNS.c.created_at).where(RUNS.c.id == cursor))).scalar()
                 if after is not None:

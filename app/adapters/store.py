@@ -4,8 +4,9 @@ What a write changes shares one transaction (a UnitOfWork): its events, the read
 its outbox rows, and what lies beside the events (the sealed API keys, a run's withdrawn executions).
 """
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import functools
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
@@ -18,20 +19,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.adapters.coalesce import Coalescer
 from app.adapters.codec import DomainEvent, decode_event, encode_event
+from app.adapters.db import reading
 from app.adapters.group_commit import Write, group_commit
 from app.observability import tracing
-from projections.apply import apply_live
+from projections.apply import Shape, apply_live, array_params, array_sql, one_round
 from projections.registry import changes_for
 
 A = TypeVar("A", bound=Aggregate)
+_json = msgspec.json.Encoder()
 
-_INSERT_EVENT = text(
-    "INSERT INTO events (originator_id, originator_version, topic, state) VALUES (:id, :version, :topic, :state)"
+# One statement for all the rows of a write, from arrays (not one execution per row: PostgreSQL's cost per
+# statement is most of an insert's), in the order given: positions and outbox ids follow it.
+_EVENTS_SQL = (
+    "INSERT INTO events (originator_id, originator_version, topic, state) SELECT i, v, t, s "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[]), CAST(:topics AS text[]), "
+    "CAST(:states AS bytea[])) WITH ORDINALITY AS e(i, v, t, s, n) ORDER BY n"
 )
-_INSERT_OUTBOX = text(
+_OUTBOX_SQL = (
     "INSERT INTO outbox (topic, key, value, headers, available_at) "
-    "VALUES (:topic, :key, :value, CAST(:headers AS jsonb), COALESCE(:available_at, now()))"
+    "SELECT t, k, v, CAST(h AS jsonb), COALESCE(a, now()) "
+    "FROM unnest(CAST(:o_topics AS text[]), CAST(:o_keys AS text[]), CAST(:o_values AS bytea[]), "
+    "CAST(:o_headers AS text[]), CAST(:o_available AS timestamptz[])) WITH ORDINALITY AS m(t, k, v, h, a, n) ORDER BY n"
 )
+_INSERT_EVENTS = text(_EVENTS_SQL)
+_INSERT_OUTBOX = text(_OUTBOX_SQL)
 _WITHDRAW_EXECUTIONS = text("DELETE FROM outbox WHERE key = :key AND headers ->> 'type' = 'ExecuteJobRun'")
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock, 0))")
 _EXECUTING = text(
@@ -99,23 +110,8 @@ class UnitOfWork:
     async def append(self, events: Sequence[DomainEvent]) -> None:
         if not events:
             return
-        rows = []
-        for event in events:
-            stored = encode_event(event)
-            rows.append(
-                {
-                    "id": stored.originator_id,
-                    "version": stored.originator_version,
-                    "topic": stored.topic,
-                    "state": stored.state,
-                }
-            )
-        try:
-            await self.conn.execute(_INSERT_EVENT, rows)
-        except IntegrityError as error:
-            if "events_pkey" in str(error.orig):
-                raise ConcurrencyConflict(str(error.orig)) from None
-            raise
+        with _conflicts():
+            await self.conn.execute(_INSERT_EVENTS, _event_columns(events))
         await apply_live(self.conn, changes_for(events))
 
     async def withdraw_executions(self, key: str) -> None:
@@ -155,25 +151,14 @@ class UnitOfWork:
             await self.conn.execute(_UPDATE_SECRET, [{"id": key, "sealed": value} for key, value in sealed.items()])
 
     async def enqueue(self, *messages: OutboxMessage) -> None:
-        await self.conn.execute(
-            _INSERT_OUTBOX,
-            [
-                {
-                    "topic": m.topic,
-                    "key": m.key,
-                    "value": m.value,
-                    "headers": msgspec.json.encode(m.headers).decode(),
-                    "available_at": m.available_at,
-                }
-                for m in messages
-            ],
-        )
+        await self.conn.execute(_INSERT_OUTBOX, _outbox_columns(messages))
 
 
 class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._commits = group_commit(self.transaction)
+        self._reads = reading(engine)
+        self._commits = group_commit(self._gathered)
         self._loads: Coalescer[UUID, list[DomainEvent]] = Coalescer(self._load_many)
 
     @asynccontextmanager
@@ -181,6 +166,37 @@ class EventStore:
         with tracing.span("db transaction", attributes={"db.system": "postgresql"}):
             async with self.engine.begin() as conn:
                 yield UnitOfWork(conn)
+
+    @asynccontextmanager
+    async def _gathered(self) -> AsyncIterator["_Gathered"]:
+        """What a group commit hands over, written when the block ends (see _Gathered)."""
+        batch = _Gathered()
+        yield batch
+        await self._write(batch.events, batch.messages)
+
+    async def _write(self, events: Sequence[DomainEvent], messages: Sequence[OutboxMessage]) -> None:
+        """Events, their read-model changes and outbox rows, atomically: as one statement (its own transaction:
+        no BEGIN, no COMMIT, a single round trip) when each read-model row changes once; else in a transaction."""
+        changes = one_round(changes_for(events))
+        if changes is None:
+            async with self.transaction() as uow:
+                await uow.append(events)
+                if messages:
+                    await uow.enqueue(*messages)
+            return
+        if not events and not messages:
+            return
+        shapes = tuple(changes)
+        params: dict[str, Any] = _event_columns(events) if events else {}
+        for number, shape in enumerate(shapes):
+            params.update(array_params(shape, changes[shape], f"c{number}_"))
+        if messages:
+            params.update(_outbox_columns(messages))
+        statement = _one_statement(bool(events), shapes, bool(messages))
+        with tracing.span("db transaction", attributes={"db.system": "postgresql"}):
+            async with self._reads.connect() as conn:
+                with _conflicts():
+                    await conn.execute(statement, params)
 
     async def save(self, *aggregates: Aggregate) -> list[DomainEvent]:
         async with self.transaction() as uow:
@@ -200,7 +216,7 @@ class EventStore:
         return [decode_event(aggregate_id, version, topic, state) for version, topic, state in result]
 
     async def _load_many(self, aggregate_ids: list[UUID]) -> list[list[DomainEvent] | BaseException]:
-        async with self.engine.connect() as conn:
+        async with self._reads.connect() as conn:
             result = await conn.execute(_LOAD_MANY, {"ids": list(set(aggregate_ids))})
         found: dict[UUID, list[DomainEvent]] = {}
         for originator_id, version, topic, state in result:
@@ -223,7 +239,7 @@ class EventStore:
         locked against writers, as a rebuild does) every committed event is read; otherwise only those
         below the oldest running transaction."""
         if conn is None:
-            async with self.engine.connect() as own:
+            async with self._reads.connect() as own:
                 result = await own.execute(_READ_ALL, {"after": after, "limit": limit})
         else:
             result = await conn.execute(_READ_COMMITTED, {"after": after, "limit": limit})
@@ -231,3 +247,61 @@ class EventStore:
             (position, decode_event(originator_id, version, topic, state))
             for position, originator_id, version, topic, state in result.all()
         ]
+
+
+class _Gathered:
+    """A group commit's events and outbox rows, gathered to be written together (EventStore._write)."""
+
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+        self.messages: list[OutboxMessage] = []
+
+    async def append(self, events: Sequence[DomainEvent]) -> None:
+        self.events.extend(events)
+
+    async def enqueue(self, *messages: OutboxMessage) -> None:
+        self.messages.extend(messages)
+
+
+@functools.lru_cache(maxsize=256)
+def _one_statement(events: bool, shapes: tuple[Shape, ...], messages: bool) -> Any:
+    """Every part of a write as one statement: the events, each shape of read-model change, the outbox rows
+    (data-modifying WITH clauses, all applied or none)."""
+    parts = [_EVENTS_SQL] if events else []
+    parts.extend(array_sql(shape, f"c{number}_") for number, shape in enumerate(shapes))
+    if messages:
+        parts.append(_OUTBOX_SQL)
+    *first, last = parts
+    clauses = ", ".join(f"w{number} AS ({sql})" for number, sql in enumerate(first))
+    return text(f"WITH {clauses} {last}" if clauses else last)
+
+
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """An append to a stream at a version already taken raises ConcurrencyConflict."""
+    try:
+        yield
+    except IntegrityError as error:
+        if "events_pkey" in str(error.orig):
+            raise ConcurrencyConflict(str(error.orig)) from None
+        raise
+
+
+def _event_columns(events: Sequence[DomainEvent]) -> dict[str, list[Any]]:
+    stored = [encode_event(event) for event in events]
+    return {
+        "ids": [row.originator_id for row in stored],
+        "versions": [row.originator_version for row in stored],
+        "topics": [row.topic for row in stored],
+        "states": [row.state for row in stored],
+    }
+
+
+def _outbox_columns(messages: Sequence[OutboxMessage]) -> dict[str, list[Any]]:
+    return {
+        "o_topics": [m.topic for m in messages],
+        "o_keys": [m.key for m in messages],
+        "o_values": [m.value for m in messages],
+        "o_headers": [_json.encode(m.headers).decode() for m in messages],
+        "o_available": [m.available_at for m in messages],
+    }

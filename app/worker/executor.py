@@ -106,22 +106,31 @@ class RunExecutor:
 
     @contextlib.asynccontextmanager
     async def _holding_lease(self, run_id: UUID, attempt: int) -> AsyncIterator[None]:
-        """Extends the attempt's lease while its endpoint call is in flight, so no rescuer takes it over."""
+        """Extends the attempt's lease while its endpoint call is in flight, so no rescuer takes it over. A timer,
+        not a task, until the first extension is due: most calls end long before, and cost no task then."""
+        period = self.executions.lease.total_seconds() / 3
+        extender: asyncio.Task[None] | None = None
 
         async def extend() -> None:
             while True:
-                await asyncio.sleep(self.executions.lease.total_seconds() / 3)
                 try:
                     await self.executions.extend_lease(run_id, attempt)
                 except Exception:
                     log.warning("run %s: could not extend the lease of attempt %d", run_id, attempt, exc_info=True)
+                await asyncio.sleep(period)
 
-        extender = asyncio.create_task(extend())
+        def start() -> None:
+            nonlocal extender
+            extender = asyncio.create_task(extend())
+
+        due = asyncio.get_running_loop().call_later(period, start)
         try:
             yield
         finally:
-            extender.cancel()
-            await asyncio.gather(extender, return_exceptions=True)
+            due.cancel()
+            if extender is not None:
+                extender.cancel()
+                await asyncio.gather(extender, return_exceptions=True)
 
     def _refusal(self, run: JobRun, target: Target | None) -> tuple[RunStatus, str] | None:
         if target is None:

@@ -1,17 +1,22 @@
 import asyncio
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 
-from app.adapters.store import UnitOfWork
+from app.adapters import store
+from app.adapters.store import OutboxMessage, UnitOfWork
 from app.container import Container
 from app.service import runs
 from app.service.environments import EnvironmentInfo
 from domain import event_records, ids
 from domain.event_records import EventRecord
+from domain.runs import JobRun
 from tests.helpers import count, outbox_messages, register
 from tests.node_endpoint import COMPAT_JOBS, NodeEndpoint
 
@@ -145,8 +150,30 @@ async def test_a_failure_after_the_events_leaves_no_event_and_no_outbox_row(
     compat_endpoint: NodeEndpoint,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A TestJob is written as one statement (events, read model, outbox row): its outbox part failing in the
+    database, after the events' part, leaves nothing of it."""
     await register(container, environment, compat_endpoint)
     before = await count(container.engine, "events")
+    columns = store._outbox_columns
+
+    def not_json_headers(messages: Any) -> dict[str, list[Any]]:
+        params = columns(messages)
+        params["o_headers"] = ["{not json" for _ in params["o_headers"]]
+        return params
+
+    monkeypatch.setattr(store, "_outbox_columns", not_json_headers)
+    with pytest.raises(DBAPIError, match="json"):
+        await container.service.runs.test(environment, "return-value", {}, None)
+    assert await count(container.engine, "events") == before
+    assert await count(container.engine, "outbox") == 0
+    assert await count(container.engine, "run_status") == 0
+
+
+async def test_a_failure_after_the_events_of_a_transaction_leaves_no_event_and_no_outbox_row(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that changes a read-model row twice (a run created and started at once) goes in a transaction:
+    a crash after its events and outbox row were written in it leaves nothing of it."""
     enqueue = UnitOfWork.enqueue
 
     async def enqueue_then_fail(self: UnitOfWork, *messages: Any) -> None:
@@ -160,9 +187,20 @@ async def test_a_failure_after_the_events_leaves_no_event_and_no_outbox_row(
         return int((await uow.conn.execute(text("SELECT count(*) FROM outbox"))).scalar_one())
 
     monkeypatch.setattr(UnitOfWork, "enqueue", enqueue_then_fail)
+    run = JobRun(
+        id=uuid4(),
+        environment_id=str(uuid4()),
+        endpoint_id=str(uuid4()),
+        job_slug="job",
+        job_version="1",
+        event_record_id=str(uuid4()),
+        is_test=True,
+    )
+    run.start(1, datetime.now(UTC), timedelta(seconds=60))
+    message = OutboxMessage("executions", str(run.id), b"{}", {"type": "ExecuteJobRun"})
     with pytest.raises(RuntimeError, match="crash after"):
-        await container.service.runs.test(environment, "return-value", {}, None)
-    assert await count(container.engine, "events") == before
+        await container.store.commit(run.collect_events(), [message])
+    assert await count(container.engine, "events") == 0
     assert await count(container.engine, "outbox") == 0
     assert await count(container.engine, "run_status") == 0
 

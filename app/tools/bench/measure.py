@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
 from app.adapters import kafka
+from app.adapters.db import reading
 from app.container import Container
 from app.progress import ProgressBar
 from app.tools.bench import costs
@@ -68,7 +69,7 @@ async def wait_succeeded(
         for run_id in run_ids[len(seen) + len(pending) :]:
             pending[UUID(run_id)] = run_id
         if pending:
-            async with container.engine.connect() as conn:
+            async with reading(container.engine).connect() as conn:  # no BEGIN/ROLLBACK: not the service's work
                 rows = (await conn.execute(_SUCCEEDED, {"ids": list(pending)})).scalars().all()
             now = time.time()
             for key in rows:

@@ -14,6 +14,7 @@ from app.tools.bench import latency, measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
+from app.tools.bench.profile import profiling
 from app.tools.bench.rebuild_phase import rebuild_phase
 from app.tools.bench.stack import BenchStack, bench_stack
 
@@ -35,6 +36,7 @@ class BenchOptions:
     replicas: int = 1  # processes of each role (API, relay, worker)
     throughput_only: bool = False  # only the throughput phase (and the peers)
     steady_only: bool = False  # only the steady phases: a quick look at latency
+    profile: Path | None = None  # where py-spy profiles of the roles in the throughput phase go
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
@@ -80,7 +82,8 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.settle(container)
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         async with latency.Backlog(container) as backlog:
-            await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+            with profiling(stack, options.profile):
+                await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         backlog.figures(report)
         await measure.settle(container)
         if options.dashboard_pages:
