@@ -159,6 +159,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
             args.endpoint_delay_ms,
             drain_seconds=args.drain_seconds,
             record=args.record,
+            burst=args.burst,
         )
         run_soak(settings, soak)
         return
@@ -174,6 +175,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         peer=not args.no_peer,
         record=args.record,
         export_traces=args.export_traces,
+        history=args.history or 0,
     )
     run_bench(settings, options)
 
@@ -208,6 +210,12 @@ def port_number(text: str) -> int:
 def minutes(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 525_600:
         raise argparse.ArgumentTypeError(f"must be a whole number of minutes from 1 to 525600, got {text!r}")
+    return int(text)
+
+
+def positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
     return int(text)
 
 
@@ -271,6 +279,20 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")
     bench.add_argument("--endpoint-delay-ms", type=int, default=0, help="the no-op endpoint answers this late")
     bench.add_argument("--drain-seconds", type=float, default=30.0, help="after a soak, time to finish every run")
+    bench.add_argument(
+        "--history",
+        type=positive_count,
+        nargs="?",
+        const=1_000_000,
+        metavar="EVENTS",
+        help="then load this much history (1,000,000 events if no number) and measure again",
+    )
+    bench.add_argument(
+        "--burst",
+        type=positive_count,
+        default=0,
+        help="with --soak-minutes: N runs as fast as possible before and after it",
+    )
     bench.set_defaults(handler=cmd_bench)
     return root
 

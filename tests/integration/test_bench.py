@@ -29,6 +29,15 @@ EXPECTED = {
     "cpu_ms_per_run_api",
     "cpu_ms_per_run_worker",
     "spans_exported",  # --export-traces: every role's spans reached the bench's OTLP receiver
+    "get_run_p50",
+    "get_run_p99",
+}
+HISTORY = {  # --history: the same figures again over a loaded history, and each ratio to the first
+    "history_events_loaded_per_s",
+    *(f"{name}_with_history" for name in ("testjob_submissions_per_s", "end_to_end_runs_per_s")),
+    *(f"get_run_p{p}_with_history" for p in (50, 99)),
+    *(f"{name}_history_ratio" for name in ("testjob_submissions_per_s", "end_to_end_runs_per_s")),
+    *(f"get_run_p{p}_history_ratio" for p in (50, 99)),
 }
 DASHBOARD = {
     "dashboard_baseline_end_to_end_runs_per_s",
@@ -62,6 +71,8 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
             "--export-traces",
             "--dashboard-pages",
             "3",
+            "--history",
+            "3000",
         ],
         cwd=ROOT,
         env=env,
@@ -83,3 +94,5 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert all(figures[name]["value"] > 0 for name in DASHBOARD)
     assert figures["dashboard_run_pages_open"]["value"] == 3  # every page's stream was still open at the end
     assert "dashboard_pages_throughput_change_pct" in figures
+    assert HISTORY <= set(figures), HISTORY - set(figures)
+    assert all(figures[name]["value"] > 0 for name in HISTORY)

@@ -10,7 +10,7 @@ from pathlib import Path
 from app import event_loop
 from app.container import Container
 from app.settings import Settings
-from app.tools.bench import measure
+from app.tools.bench import history, measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
@@ -31,6 +31,8 @@ class BenchOptions:
     peer: bool = True
     record: bool = False
     export_traces: bool = False
+    history: int = 0  # > 0: load this many events of history, then measure again (app/tools/bench/history.py)
+    gets: int = 2000  # GET of a run, in the GET phase
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
@@ -66,6 +68,8 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
+        print(f"# GET of a run, {options.gets} times, {options.concurrency} at once")
+        await history.get_runs(container.engine, api, report, options.gets, options.concurrency)
         if options.dashboard_pages:
             await dashboard_phase(
                 stack, container, api, report, options.runs, options.concurrency, options.dashboard_pages
@@ -78,6 +82,10 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
         await measure.rebuild_rate(container, report, options.rebuild_events)
+        if options.history:
+            await measure.settle(container)
+            shape = history.HistoryOptions(options.history, options.runs, options.concurrency, options.gets)
+            await history.history_phase(stack, container, api, report, shape)
     finally:
         await api.close()
         await container.close()
