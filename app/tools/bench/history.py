@@ -205,11 +205,12 @@ _RECENT_RUNS = text("SELECT id FROM run_status WHERE environment_id = :env ORDER
 _HISTORY_RUNS = text("SELECT id FROM run_status WHERE environment_id = :env AND created_at < :before LIMIT :n")
 
 
-async def get_runs(
-    engine: AsyncEngine, api: ApiConnections, report: Report, requests: int, concurrency: int, suffix: str = ""
-) -> None:
+GET_CONCURRENCY = 8  # few at once: the latency of a GET, not the queue in front of it
+
+
+async def get_runs(engine: AsyncEngine, api: ApiConnections, report: Report, requests: int, suffix: str = "") -> None:
     """`GET /api/v2/runs/{id}` of runs of the bench's environment (recent ones and, once loaded, old ones),
-    `concurrency` at once: p50 and p99."""
+    GET_CONCURRENCY at once: p50 and p99."""
     async with engine.connect() as conn:
         environment = (await conn.execute(_ENVIRONMENT)).scalar_one()
         ids = [str(i) for i in (await conn.execute(_RECENT_RUNS, {"env": environment, "n": requests})).scalars()]
@@ -230,7 +231,7 @@ async def get_runs(
                 raise LoadError(f"GET run answered {status}: {answer}")
             latencies.append((time.perf_counter() - began) * 1000)
 
-    await asyncio.gather(*(getter() for _ in range(concurrency)))
+    await asyncio.gather(*(getter() for _ in range(GET_CONCURRENCY)))
     report.add(f"get_run_p50{suffix}", percentile(latencies, 50), "ms")
     report.add(f"get_run_p99{suffix}", percentile(latencies, 99), "ms")
 
@@ -282,7 +283,7 @@ async def history_phase(
     await measure.throughput(stack, container, api, again, options.runs, options.concurrency)
     await measure.settle(container)
     print(f"# with history: GET of a run, {options.gets} times")
-    await get_runs(container.engine, api, report, options.gets, options.concurrency, WITH_HISTORY)
+    await get_runs(container.engine, api, report, options.gets, WITH_HISTORY)
     compare(report)
 
 

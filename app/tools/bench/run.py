@@ -68,8 +68,8 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
         await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         await measure.settle(container)
-        print(f"# GET of a run, {options.gets} times, {options.concurrency} at once")
-        await history.get_runs(container.engine, api, report, options.gets, options.concurrency)
+        print(f"# GET of a run, {options.gets} times, {history.GET_CONCURRENCY} at once")
+        await history.get_runs(container.engine, api, report, options.gets)
         if options.dashboard_pages:
             await dashboard_phase(
                 stack, container, api, report, options.runs, options.concurrency, options.dashboard_pages
