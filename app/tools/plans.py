@@ -161,7 +161,7 @@ def summary(plan: dict[str, Any]) -> dict[str, Any]:
     walk(top)
     return {
         "scans": scans,
-        "rows": top.get("Actual Rows"),
+        "rows": f"{top.get('Actual Rows', 0):g}",  # PostgreSQL 18 gives an average per loop, 51.0
         "buffers": top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0),
         "ms": round(plan["Execution Time"], 3),
     }

@@ -132,3 +132,17 @@ async def _scans(container: Container, query: Query) -> list[tuple[str, str, str
 
     walk(plan[0]["Plan"])
     return found
+
+
+async def test_a_lease_extension_is_a_hot_update_and_a_status_change_is_not(container: Container) -> None:
+    await load_history(container.engine, HistoryShape(30, uuid.uuid4(), days=1), _no_progress)
+    hot = text("SELECT pg_stat_get_xact_tuples_hot_updated('run_status'::regclass)")
+    async with container.engine.begin() as conn:
+        run_id = (await conn.execute(text("SELECT id FROM run_status LIMIT 1"))).scalar_one()
+        await conn.execute(text("UPDATE run_status SET status = 'EXECUTING' WHERE id = :id"), {"id": run_id})
+        after_status = (await conn.execute(hot)).scalar_one()
+        extend = text("UPDATE run_status SET lease_until = lease_until + interval '1 minute' WHERE id = :id")
+        await conn.execute(extend, {"id": run_id})
+        after_lease = (await conn.execute(hot)).scalar_one()
+    assert after_status == 0  # status is what the partial indexes select on: a new index entry each time
+    assert after_lease == 1  # no index names lease_until any more (0009 dropped run_status_lease_idx)
