@@ -151,9 +151,8 @@ def summary(plan: dict[str, Any]) -> dict[str, Any]:
     def walk(node: dict[str, Any]) -> None:
         if "Scan" in node["Node Type"]:
             index = node.get("Index Name")
-            scans.append(
-                f"{node['Node Type']} on {node.get('Relation Name', '?')}" + (f" using {index}" if index else "")
-            )
+            table = node.get("Relation Name")  # none on a bitmap index scan: its heap scan names it
+            scans.append(node["Node Type"] + (f" on {table}" if table else "") + (f" using {index}" if index else ""))
         for child in node.get("Plans", []):
             walk(child)
 
