@@ -226,6 +226,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
             args.endpoint_delay_ms,
             drain_seconds=args.drain_seconds,
             record=args.record,
+            burst=args.burst,
         )
         run_soak(settings, soak)
         return
@@ -245,6 +246,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         throughput_only=args.throughput_only,
         steady_only=args.steady_only,
         profile=args.profile,
+        history=args.history or 0,
     )
     run_bench(settings, options)
 
@@ -317,6 +319,12 @@ def archive_dir(text: str) -> str:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} exists and is not a directory")
     return text
+
+
+def positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
+    return int(text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -406,6 +414,20 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")
     bench.add_argument("--endpoint-delay-ms", type=int, default=0, help="the no-op endpoint answers this late")
     bench.add_argument("--drain-seconds", type=float, default=30.0, help="after a soak, time to finish every run")
+    bench.add_argument(
+        "--history",
+        type=positive_count,
+        nargs="?",
+        const=1_000_000,
+        metavar="EVENTS",
+        help="then load this much history (1,000,000 events if no number) and measure again",
+    )
+    bench.add_argument(
+        "--burst",
+        type=positive_count,
+        default=0,
+        help="with --soak-minutes: N runs as fast as possible before and after it",
+    )
     bench.set_defaults(handler=cmd_bench)
     return root
 

@@ -15,9 +15,12 @@ _OUTBOX = text(
     "coalesce(EXTRACT(EPOCH FROM now() - min(available_at) FILTER (WHERE published_at IS NULL "
     "AND available_at <= now())), 0) FROM outbox"
 )
+# Environment by environment, so each looks only at its recent runs through run_status_env_created_idx
+# rather than through its whole history.
 _RUNS_BY_STATUS = text(
-    "SELECT status, count(*) FROM run_status WHERE created_at >= now() - make_interval(secs => :seconds) "
-    "GROUP BY status ORDER BY count(*) DESC, status"
+    "SELECT r.status, count(*) FROM environments e CROSS JOIN LATERAL (SELECT status FROM run_status "
+    "WHERE environment_id = e.id AND created_at >= now() - make_interval(secs => :seconds)) r "
+    "GROUP BY r.status ORDER BY count(*) DESC, r.status"
 )
 # What the run_status_due_idx holds: runs due to execute, the oldest due first.
 _OLDEST_DUE = text(

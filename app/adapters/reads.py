@@ -4,19 +4,21 @@ The service answers from here what it does not fold from an aggregate's own even
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Row, and_, select, text, tuple_
+from sqlalchemy import Row, Select, and_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import cast
 
 from app.adapters.db import reading
-from domain.status import TERMINAL
+from domain.status import TERMINAL, RunStatus
 from projections import tables
 
 MAX_TAKE = 50
+_OPEN_STATUSES = [status.value for status in RunStatus if status not in TERMINAL]
 RUNS = tables.run_status
 
 _RUN = text("SELECT * FROM run_status WHERE id = :id AND environment_id = :env")
@@ -24,8 +26,9 @@ _RUNS_OF_EVENT = text(
     "SELECT id, status, started_at, completed_at FROM run_status "
     "WHERE environment_id = :env AND event_record_id = :record ORDER BY created_at"
 )
+# The open statuses named (not "not terminal"), so that run_status_status_idx finds them among a long history.
 _OPEN_RUNS_OF_JOB = text(
-    "SELECT id FROM run_status WHERE environment_id = :env AND job_slug = :job AND NOT (status = ANY(:terminal))"
+    "SELECT id FROM run_status WHERE environment_id = :env AND status = ANY(:open) AND job_slug = :job"
 )
 _EXPIRED_LEASES = text(
     "SELECT id FROM run_status WHERE status = 'EXECUTING' AND lease_until < now() ORDER BY lease_until LIMIT :n"
@@ -113,6 +116,21 @@ class RunFilter:
     tag: str | None = None
 
 
+def runs_page(environment_id: UUID, where: RunFilter, limit: int, after: tuple[datetime, UUID] | None) -> Select[Any]:
+    """The runs list's query: the environment's runs matching `where`, newest first, after (created_at, id)."""
+    conditions = [RUNS.c.environment_id == environment_id]
+    if where.job is not None:
+        conditions.append(RUNS.c.job_slug == where.job)
+    if where.status is not None:
+        conditions.append(RUNS.c.status == where.status)
+    if where.tag is not None:
+        conditions.append(RUNS.c.tags.contains(cast([where.tag], JSONB)))
+    if after is not None:
+        conditions.append(tuple_(RUNS.c.created_at, RUNS.c.id) < tuple_(*after))
+    query = select(RUNS).where(and_(*conditions)).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+    return query.limit(limit)
+
+
 class ReadModels:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -138,29 +156,19 @@ class ReadModels:
         self, environment_id: UUID, where: RunFilter, take: int, cursor: UUID | None
     ) -> tuple[Sequence[Row[Any]], bool]:
         """A page of runs, newest first, after the run `cursor` names; and whether more follow."""
-        conditions = [RUNS.c.environment_id == environment_id]
-        if where.job is not None:
-            conditions.append(RUNS.c.job_slug == where.job)
-        if where.status is not None:
-            conditions.append(RUNS.c.status == where.status)
-        if where.tag is not None:
-            conditions.append(RUNS.c.tags.contains(cast([where.tag], JSONB)))
         async with self._reads.connect() as conn:
+            after = None
             if cursor is not None:
-                after = (await conn.execute(select(RUNS.c.created_at).where(RUNS.c.id == cursor))).scalar()
-                if after is not None:
-                    conditions.append(tuple_(RUNS.c.created_at, RUNS.c.id) < tuple_(after, cursor))
-            query = select(RUNS).where(and_(*conditions)).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
-            rows = (await conn.execute(query.limit(take + 1))).all()
+                created = (await conn.execute(select(RUNS.c.created_at).where(RUNS.c.id == cursor))).scalar()
+                after = None if created is None else (created, cursor)
+            rows = (await conn.execute(runs_page(environment_id, where, take + 1, after))).all()
         return rows[:take], len(rows) > take
 
     async def runs_of_event(self, environment_id: UUID, record_id: UUID) -> Sequence[Row[Any]]:
         return await self._all(_RUNS_OF_EVENT, env=environment_id, record=record_id)
 
     async def open_runs_of_job(self, environment_id: UUID, job_slug: str) -> list[UUID]:
-        rows = await self._all(
-            _OPEN_RUNS_OF_JOB, env=environment_id, job=job_slug, terminal=[s.value for s in TERMINAL]
-        )
+        rows = await self._all(_OPEN_RUNS_OF_JOB, env=environment_id, job=job_slug, open=_OPEN_STATUSES)
         return [row.id for row in rows]
 
     async def rescue_candidates(self, lock: int, grace_seconds: float, limit: int) -> tuple[list[UUID], list[UUID]]:

@@ -12,9 +12,12 @@ from app.adapters.reads import ReadModels
 _COUNTS = text(
     "SELECT job_slug, status, count(*) AS n FROM run_status WHERE environment_id = :env GROUP BY job_slug, status"
 )
+# Job by job (every run's job has a row in jobs, kept when deleted), each its newest run from
+# run_status_job_idx, rather than one pass over the environment's whole history.
 _LAST_RUNS = text(
-    "SELECT DISTINCT ON (job_slug) job_slug, id, status, created_at FROM run_status "
-    "WHERE environment_id = :env ORDER BY job_slug, created_at DESC, id DESC"
+    "SELECT j.slug AS job_slug, r.id, r.status, r.created_at FROM jobs j CROSS JOIN LATERAL ("
+    "SELECT id, status, created_at FROM run_status WHERE environment_id = j.environment_id AND job_slug = j.slug "
+    "ORDER BY created_at DESC, id DESC LIMIT 1) r WHERE j.environment_id = :env"
 )
 
 

@@ -47,6 +47,15 @@ EXPECTED = {
     "peer_celery_redis_tasks_per_s",
     "end_to_end_vs_celery",
     "end_to_end_vs_procrastinate",
+    "get_run_p50",
+    "get_run_p99",
+}
+HISTORY = {  # --history: the same figures again over a loaded history, and each ratio to the first
+    "history_events_loaded_per_s",
+    *(f"{name}_with_history" for name in ("testjob_submissions_per_s", "end_to_end_runs_per_s")),
+    *(f"get_run_p{p}_with_history" for p in (50, 99)),
+    *(f"{name}_history_ratio" for name in ("testjob_submissions_per_s", "end_to_end_runs_per_s")),
+    *(f"get_run_p{p}_history_ratio" for p in (50, 99)),
 }
 EXECUTED_ONCE = ("runs_executed_twice", "runs_not_executed", "attempts_started_twice", "runs_not_completed_once")
 DASHBOARD = {
@@ -81,6 +90,8 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
             "--export-traces",
             "--dashboard-pages",
             "3",
+            "--history",
+            "3000",
         ],
         cwd=ROOT,
         env=env,
@@ -105,6 +116,9 @@ def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstra
     assert "dashboard_pages_throughput_change_pct" in figures
     assert figures["backlog_outbox_max"]["value"] >= 0  # where the throughput phase's runs waited
     assert figures["backlog_published_unhandled_max"]["value"] >= 0
+
+    assert HISTORY <= set(figures), HISTORY - set(figures)
+    assert all(figures[name]["value"] > 0 for name in HISTORY)
 
 
 def test_bench_steady_only_runs_just_the_steady_phases(postgres_url: str, kafka_bootstrap: str) -> None:

@@ -35,6 +35,13 @@ class ApiConnections:
             f"POST {path} HTTP/1.1\r\nhost: {self.host}\r\n{self.head}"
             f"content-type: application/json\r\ncontent-length: {len(content)}\r\n\r\n"
         ).encode() + content
+        return await self._exchange(request)
+
+    async def get(self, path: str) -> tuple[int, object]:
+        """GET `path`; the status and the decoded JSON answer."""
+        return await self._exchange(f"GET {path} HTTP/1.1\r\nhost: {self.host}\r\n{self.head}\r\n".encode())
+
+    async def _exchange(self, request: bytes) -> tuple[int, object]:
         reader, writer = await self._connection()
         try:
             writer.write(request)

@@ -10,7 +10,7 @@ from pathlib import Path
 from app import event_loop
 from app.container import Container
 from app.settings import Settings
-from app.tools.bench import latency, measure
+from app.tools.bench import history, latency, measure
 from app.tools.bench.dashboard import dashboard_phase
 from app.tools.bench.figures import Report
 from app.tools.bench.load import ApiConnections
@@ -37,6 +37,8 @@ class BenchOptions:
     throughput_only: bool = False  # only the throughput phase (and the peers)
     steady_only: bool = False  # only the steady phases: a quick look at latency
     profile: Path | None = None  # where py-spy profiles of the roles in the throughput phase go
+    history: int = 0  # > 0: load this many events of history, then measure again (app/tools/bench/history.py)
+    gets: int = 2000  # GET of a run, in the GET phase
 
 
 def run_bench(settings: Settings, options: BenchOptions) -> Report:
@@ -86,6 +88,8 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
                 await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
         backlog.figures(report)
         await measure.settle(container)
+        print(f"# GET of a run, {options.gets} times, {history.GET_CONCURRENCY} at once")
+        await history.get_runs(container.engine, api, report, options.gets)
         if options.dashboard_pages:
             await dashboard_phase(
                 stack, container, api, report, options.runs, options.concurrency, options.dashboard_pages
@@ -96,6 +100,10 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         await measure.relay_rate(stack, container, report, options.relay_messages)
         print(f"# projections rebuild over at least {options.rebuild_events} events")
         await rebuild_phase(stack, container, api, report, options.rebuild_events)
+        if options.history:
+            await measure.settle(container)
+            shape = history.HistoryOptions(options.history, options.runs, options.concurrency, options.gets)
+            await history.history_phase(stack, container, api, report, shape)
     finally:
         await api.close()
         await container.close()
