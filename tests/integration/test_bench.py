@@ -1,12 +1,19 @@
-"""The benchmark command works end to end (with small numbers: figures come from `make bench`)."""
+"""The benchmark command works end to end (with small numbers: figures come from `make bench`).
+
+The benches of this module run side by side (each its own stack, database and topics): a bench spends much of
+its time waiting (for PostgreSQL to publish its counters, for steady rates), so the suite waits once."""
 
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+REPLICA_RUNS = 400
 
 EXPECTED = {
     "testjob_submissions_per_s",
@@ -67,77 +74,81 @@ DASHBOARD = {
 }
 
 
-def test_bench_prints_one_json_line_per_figure(postgres_url: str, kafka_bootstrap: str) -> None:
+class Bench:
+    """`jobs-service bench` with these arguments, started now in its own process; `figures()` waits for it."""
+
+    def __init__(self, env: dict[str, str], *arguments: str) -> None:
+        command = [sys.executable, "-m", "app.cli", "bench", *arguments]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def figures(self) -> dict[str, float]:
+        try:
+            stdout, stderr = self.process.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        assert self.process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+        lines = (json.loads(line) for line in stdout.splitlines() if line.startswith("{"))
+        return {figure["figure"]: figure["value"] for figure in lines}
+
+
+@pytest.fixture(scope="module")
+def benches(postgres_url: str, kafka_bootstrap: str) -> Iterator[dict[str, Bench]]:
     env = {**os.environ, "DATABASE_URL": postgres_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "app.cli",
-            "bench",
-            "--runs",
-            "60",
-            "--concurrency",
-            "8",
-            "--rate",
-            "40,20",
-            "--steady-seconds",
-            "1",
-            "--relay-messages",
-            "200",
-            "--rebuild-events",
-            "1000",
-            "--export-traces",
-            "--dashboard-pages",
-            "3",
-            "--history",
-            "3000",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    figures = {}
-    for line in result.stdout.splitlines():
-        if line.startswith("{"):
-            figure = json.loads(line)
-            figures[figure["figure"]] = figure
+    started = {
+        "replicas": Bench(
+            env, "--replicas", "2", "--runs", str(REPLICA_RUNS), "--no-peer", "--concurrency", "16", "--throughput-only"
+        ),
+        "steady": Bench(env, "--steady-only", "--rate", "30", "--steady-seconds", "1"),
+        "everything": Bench(
+            env,
+            *("--runs", "60", "--concurrency", "8", "--rate", "40,20", "--steady-seconds", "1"),
+            *("--relay-messages", "200", "--rebuild-events", "1000", "--export-traces"),
+            *("--dashboard-pages", "3", "--history", "3000"),
+        ),
+    }
+    yield started
+    for bench in started.values():
+        if bench.process.poll() is None:
+            bench.process.kill()
+            bench.process.communicate()
+
+
+def test_bench_prints_one_json_line_per_figure(benches: dict[str, Bench]) -> None:
+    figures = benches["everything"].figures()
     assert EXPECTED <= set(figures), EXPECTED - set(figures)
-    assert all(figure["value"] > 0 for name, figure in figures.items() if name in EXPECTED)
-    assert figures["rebuild_events"]["value"] >= 1000
-    assert all(figures[name]["value"] == 0 for name in EXECUTED_ONCE), [figures[n] for n in EXECUTED_ONCE]
+    assert all(value > 0 for name, value in figures.items() if name in EXPECTED)
+    assert figures["rebuild_events"] >= 1000
+    assert all(figures[name] == 0 for name in EXECUTED_ONCE), [figures[n] for n in EXECUTED_ONCE]
     assert DASHBOARD <= set(figures), DASHBOARD - set(figures)
-    assert all(figures[name]["value"] > 0 for name in DASHBOARD)
-    assert figures["dashboard_run_pages_open"]["value"] == 3  # every page's stream was still open at the end
+    assert all(figures[name] > 0 for name in DASHBOARD)
+    assert figures["dashboard_run_pages_open"] == 3  # every page's stream was still open at the end
     assert "dashboard_pages_throughput_change_pct" in figures
-    assert figures["backlog_outbox_max"]["value"] >= 0  # where the throughput phase's runs waited
-    assert figures["backlog_published_unhandled_max"]["value"] >= 0
+    assert figures["backlog_outbox_max"] >= 0  # where the throughput phase's runs waited
+    assert figures["backlog_published_unhandled_max"] >= 0
 
     assert HISTORY <= set(figures), HISTORY - set(figures)
-    assert all(figures[name]["value"] > 0 for name in HISTORY)
+    assert all(figures[name] > 0 for name in HISTORY)
 
 
-def test_bench_steady_only_runs_just_the_steady_phases(postgres_url: str, kafka_bootstrap: str) -> None:
-    env = {**os.environ, "DATABASE_URL": postgres_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
-    command = ["--steady-only", "--rate", "30", "--steady-seconds", "1"]
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "bench", *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    names = {json.loads(line)["figure"] for line in result.stdout.splitlines() if line.startswith("{")}
+def test_bench_steady_only_runs_just_the_steady_phases(benches: dict[str, Bench]) -> None:
+    names = set(benches["steady"].figures())
     assert {"submit_to_started_p99_at_30_per_s", "steady_stage_commit_to_published_p99_at_30_per_s"} <= names
     assert not names & {"testjob_submissions_per_s", "end_to_end_runs_per_s", "relay_messages_per_s"}
     assert not any(name.startswith("peer_") for name in names)
+
+
+def test_two_of_each_role_execute_every_run_once(benches: dict[str, Bench]) -> None:
+    """Two of each role (`--replicas 2`: two API processes sharing the load, two relays, two workers in one
+    consumer group): every run executed exactly once, as the no-op endpoint and the event store both count."""
+    figures = benches["replicas"].figures()
+    assert {name: figures[name] for name in EXECUTED_ONCE} == dict.fromkeys(EXECUTED_ONCE, 0)
+    assert figures["end_to_end_runs_per_s"] > 0
+    assert "relay_messages_per_s" not in figures  # --throughput-only
+    assert figures["peak_rss_api.2"] > 0 and figures["peak_rss_relay.2"] > 0 and figures["peak_rss_worker.2"] > 0
+    assert figures["kafka_messages_per_run"] >= 1
 
 
 def test_bench_refuses_a_bad_rate_list() -> None:
