@@ -23,7 +23,7 @@ test: $(DEV_INSTALLED) $(NODE_INSTALLED) $(PROMTOOL) $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: $(DEV_INSTALLED)
-	$(BIN)/jobs-service bench --record
+	$(BIN)/jobs-service bench --record --history --rebuild-events 1000000
 
 # After changing the API: the OpenAPI document tests/integration/test_openapi.py compares with the served one.
 openapi: $(DEV_INSTALLED)
