@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import gc
 import importlib.metadata
+import os
 import signal
 import sys
 import time
@@ -15,6 +16,8 @@ from typing import Any
 from app import event_loop
 from app.observability import logs, tracing
 from app.settings import Settings, SettingsError, is_port
+
+REBUILD_NICENESS = 10  # added to the rebuild command's niceness: the roles on the same host come first
 
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
@@ -137,6 +140,9 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
     from app.container import Container
     from app.progress import ProgressBar
     from projections.rebuild import rebuild
+
+    # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them.
+    os.nice(REBUILD_NICENESS)
 
     async def main() -> None:
         container = Container.create(settings)
