@@ -17,8 +17,6 @@ from app import event_loop
 from app.observability import logs, tracing
 from app.settings import Settings, SettingsError, is_port
 
-REBUILD_NICENESS = 10  # added to the rebuild command's niceness: the roles on the same host come first
-
 
 def _run_until_signalled(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     async def runner() -> None:
@@ -142,7 +140,7 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
     from projections.rebuild import rebuild
 
     # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them.
-    os.nice(REBUILD_NICENESS)
+    os.nice(settings.rebuild_niceness)
 
     async def main() -> None:
         container = Container.create(settings)
