@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import gc
 import importlib.metadata
+import os
 import signal
 import sys
 import time
@@ -137,6 +138,9 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
     from app.container import Container
     from app.progress import ProgressBar
     from projections.rebuild import rebuild
+
+    # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them.
+    os.nice(settings.rebuild_niceness)
 
     async def main() -> None:
         container = Container.create(settings)

@@ -38,6 +38,7 @@
 | JOBS_FETCH_POLL_MIN_INTERVAL_SECONDS | 10 | shortest `interval` io.backgroundPoll may ask for (seconds) |
 | JOBS_RETENTION_DAYS | 0 (keep forever) | workers remove runs that ended more days ago than this (docs/operations.md) |
 | JOBS_RETENTION_ARCHIVE_DIR | (none) | where those workers archive what they remove first (gzip'd JSON lines) |
+| JOBS_REBUILD_NICENESS | 10 | `projections rebuild` adds it to its niceness (0 to 19): the roles come first |
 
 JOBS_KAFKA_FETCH_MAX_WAIT_MS: a fetch that finds nothing waits this long (Tansu holds it the whole time), and a
 message published meanwhile waits with it. Lower cuts that wait but fetches more often: with the embedded broker an
@@ -81,6 +82,7 @@ ChunkMs = Annotated[int, msgspec.Meta(ge=1000)]
 SecondsOrOff = Annotated[float, msgspec.Meta(ge=0)]
 MsOrOff = Annotated[int, msgspec.Meta(ge=0, le=60_000)]
 FetchWaitMs = Annotated[int, msgspec.Meta(ge=1, le=60_000)]
+Niceness = Annotated[int, msgspec.Meta(ge=0, le=19)]
 DaysOrOff = Annotated[float, msgspec.Meta(ge=0)]
 # 200 leaves room for the suffixes the service appends (`.high`, `.dlq`, a ring slot) within Kafka's 249.
 TopicName = Annotated[
@@ -233,6 +235,7 @@ class Settings:
     fetch_poll_min_interval_seconds: Seconds = 10.0
     retention_days: DaysOrOff = 0.0
     retention_archive_dir: str | None = None
+    rebuild_niceness: Niceness = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

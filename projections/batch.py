@@ -8,6 +8,7 @@ result is exactly what applying every change live would give.
 
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -83,8 +84,11 @@ async def _copy(conn: AsyncConnection, schema: str, table: Table, rows: list[dic
     if not rows:
         return
     columns = list(table.c.keys())
-    json_columns = {column.name for column in table.columns if isinstance(column.type, JSONB)}
-    records = [tuple(_encode(row[name]) if name in json_columns else row[name] for name in columns) for row in rows]
+    json_columns = [column.name for column in table.columns if isinstance(column.type, JSONB)]
+    for row in rows:
+        for name in json_columns:
+            row[name] = _encode(row[name])
+    records = list(map(itemgetter(*columns), rows)) if len(columns) > 1 else [(row[columns[0]],) for row in rows]
     driver = (await conn.get_raw_connection()).driver_connection
     assert driver is not None
     await driver.copy_records_to_table(table.name, records=records, columns=columns, schema_name=schema)

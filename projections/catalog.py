@@ -8,6 +8,17 @@ from domain.environments import Environment
 from projections import tables
 from projections.changes import Change, Kind, as_uuid
 
+# Every event class `changes` matches (tests/unit/test_projector_events.py checks): the others skip it.
+EVENTS = (
+    Environment.EnvironmentCreated,
+    Environment.ApiKeyRevoked,
+    Environment.ApiKeyRotated,
+    Endpoint.EndpointRegistered,
+    Endpoint.EndpointUrlChanged,
+    Endpoint.EndpointIndexed,
+    Endpoint.JobDeleted,
+)
+
 
 def changes(event: Any) -> Iterator[Change]:
     at = event.timestamp

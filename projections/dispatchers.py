@@ -8,6 +8,9 @@ from domain.dispatchers import EventDispatcher
 from projections import tables
 from projections.changes import Change, Kind, as_uuid
 
+# Every event class `changes` matches (tests/unit/test_projector_events.py checks): the others skip it.
+EVENTS = (EventDispatcher.DispatcherCreated, EventDispatcher.DispatcherMatched)
+
 
 def changes(event: Any) -> Iterator[Change]:
     at = event.timestamp

@@ -18,7 +18,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import msgspec
@@ -30,7 +30,7 @@ from projections import shadow
 from projections.batch import Batch
 from projections.registry import changes_for
 
-READ_BATCH = 5000  # events per read
+READ_BATCH = 10_000  # events per read
 FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
 SMALL_TAIL = 2000  # catch up until a pass reads fewer events than this, then swap
 LOCK_TIMEOUT = "500ms"  # longest wait for a lock in the swap's transaction, while appends wait on it
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class ReadAll(Protocol):
     def __call__(
         self, after: int = 0, limit: int = 1000, conn: AsyncConnection | None = None
-    ) -> Awaitable[list[tuple[int, Any]]]: ...
+    ) -> Coroutine[Any, Any, list[tuple[int, Any]]]: ...
 
 
 Progress = Callable[[int, int], None]
@@ -130,12 +130,18 @@ class _Rebuild:
         return self.replayed
 
     async def _pass(self) -> int:
-        """Replay the events after the position, up to the end as of now; returns how many it read. A batch is
-        written while the next one is read and folded."""
+        """Replay the events after the position, up to the end as of now; returns how many it read. The next page
+        is read while this one is folded, and a batch is written while the next one is read and folded."""
         batch, read = Batch(), 0
         flushing: asyncio.Task[None] | None = None
+        reading: asyncio.Task[list[tuple[int, Any]]] | None = asyncio.create_task(
+            self.read_all(self.position, READ_BATCH)
+        )
         try:
-            while events := await self.read_all(self.position, READ_BATCH):
+            while reading is not None and (events := await reading):
+                reading = None
+                if len(events) == READ_BATCH:
+                    reading = asyncio.create_task(self.read_all(events[-1][0], READ_BATCH))
                 batch.apply(changes_for(event for _, event in events))
                 batch.events += len(events)
                 read += len(events)
@@ -145,18 +151,19 @@ class _Rebuild:
                         await flushing
                     flushing = asyncio.create_task(self._flush(batch))
                     batch = Batch()
-                if len(events) < READ_BATCH:
-                    break
             if flushing:
                 await flushing
         finally:
-            if flushing and not flushing.done():
-                flushing.cancel()
+            for task in (reading, flushing):
+                if task and not task.done():
+                    task.cancel()
         await self._flush(batch)
         return read
 
     async def _flush(self, batch: Batch) -> None:
         async with self.writer.begin() as conn:
+            # The shadow is dropped after a crash anyway: no need to wait for its commits to reach the disk.
+            await conn.execute(text("SET LOCAL synchronous_commit = off"))
             await batch.flush(conn)
 
     def _advance(self, events: list[tuple[int, Any]]) -> None:

@@ -8,6 +8,23 @@ from domain.status import RunStatus
 from projections import tables
 from projections.changes import Change, Kind, as_uuid
 
+# Every event class `changes` matches (tests/unit/test_projector_events.py checks): the others skip it.
+EVENTS = (
+    JobRun.RunCreated,
+    JobRun.RunStarted,
+    JobRun.RunRetryScheduled,
+    JobRun.RunYielded,
+    JobRun.RunRescued,
+    JobRun.RunAutoYielded,
+    JobRun.RunWaiting,
+    JobRun.RunResumed,
+    JobRun.RunRequeued,
+    JobRun.RunLeaseExtended,
+    JobRun.RunCanceled,
+    JobRun.RunContinued,
+    JobRun.RunCompleted,
+)
+
 
 def changes(event: Any) -> Iterator[Change]:
     at = event.timestamp

@@ -8,6 +8,16 @@ from domain.schedules import Schedule
 from projections import tables
 from projections.changes import Change, Kind, as_uuid
 
+# Every event class `changes` matches (tests/unit/test_projector_events.py checks): the others skip it.
+EVENTS = (
+    Schedule.ScheduleRegistered,
+    Schedule.ScheduleChanged,
+    Schedule.ScheduleTicked,
+    Schedule.ScheduleStopped,
+    Queue.QueueCreated,
+    Queue.QueueLimitChanged,
+)
+
 
 def changes(event: Any) -> Iterator[Change]:
     at = event.timestamp
