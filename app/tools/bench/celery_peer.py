@@ -22,6 +22,7 @@ from celery import Celery
 from celery.signals import worker_ready
 
 from app.tools.bench.figures import Report
+from app.tools.bench.stack import child_process
 from app.tools.embedded import free_port
 
 REDIS_URL_VARIABLE = "BENCH_CELERY_REDIS_URL"
@@ -99,7 +100,7 @@ def _redis(work_dir: Path) -> Iterator[str]:
         raise RuntimeError("the Celery peer needs redis-server on PATH")
     port = free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with _child(command, work_dir / "redis.log", {}) as redis:
+    with child_process(command, work_dir / "redis.log", {}) as redis:
         url = f"redis://127.0.0.1:{port}/0"
         _wait_until(lambda: "Ready to accept connections" in (work_dir / "redis.log").read_text(), redis, "redis")
         yield url
@@ -125,24 +126,9 @@ def _worker(url: str, work_dir: Path) -> Iterator[psutil.Process]:
         "--without-heartbeat",
     ]
     log = work_dir / "celery.log"
-    with _child(command, log, {REDIS_URL_VARIABLE: url}) as worker:
+    with child_process(command, log, {REDIS_URL_VARIABLE: url}) as worker:
         _wait_until(lambda: "celery worker ready" in log.read_text(), worker, "celery worker")
         yield psutil.Process(worker.pid)
-
-
-@contextlib.contextmanager
-def _child(command: list[str], log_path: Path, env: dict[str, str]) -> Iterator["subprocess.Popen[bytes]"]:
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _wait_until(ready: Callable[[], bool], process: "subprocess.Popen[bytes]", name: str) -> None:

@@ -204,11 +204,18 @@ def _role_env(settings: Settings) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
 def _process(
     command: list[str], work_dir: Path, name: str, env: dict[str, str] | None = None
+) -> contextlib.AbstractContextManager["subprocess.Popen[bytes]"]:
+    return child_process(command, work_dir / f"{name}.log", env)
+
+
+@contextlib.contextmanager
+def child_process(
+    command: list[str], log_path: Path, env: dict[str, str] | None = None
 ) -> Iterator["subprocess.Popen[bytes]"]:
-    with (work_dir / f"{name}.log").open("wb") as log:
+    """The command running, its output in `log_path`; terminated (killed after 20 s) when the block ends."""
+    with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     try:
         yield process
