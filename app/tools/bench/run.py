@@ -36,7 +36,7 @@ class BenchOptions:
     replicas: int = 1  # processes of each role (API, relay, worker)
     throughput_only: bool = False  # only the throughput phase (and the peers)
     steady_only: bool = False  # only the steady phases: a quick look at latency
-    profile: Path | None = None  # where py-spy profiles of the roles in the throughput phase go
+    profile: Path | None = None  # where py-spy profiles of the roles in the throughput (or steady-only) phases go
     history: int = 0  # > 0: load this many events of history, then measure again (app/tools/bench/history.py)
     gets: int = 2000  # GET of a run, in the GET phase
 
@@ -114,7 +114,10 @@ async def _steady_phases(
 ) -> None:
     for rate in options.rates:
         print(f"# {rate} runs/s for {options.steady_seconds:g}s")
-        await latency.steady(stack, container, api, report, rate, options.steady_seconds)
+        # With --steady-only the profile is of the steady phases (one directory per rate).
+        out_dir = options.profile / f"at-{rate}" if options.steady_only and options.profile else None
+        with profiling(stack, out_dir):
+            await latency.steady(stack, container, api, report, rate, options.steady_seconds)
         await measure.settle(container)
 
 
