@@ -21,7 +21,7 @@
 | JOBS_RELAY_BATCH_SIZE | 500 | outbox rows the relay claims per transaction |
 | JOBS_RELAY_POLL_SECONDS | 1.0 | relay polling fallback when no NOTIFY arrives |
 | JOBS_RELAY_MAX_IN_FLIGHT | 0 (none; `dev`: 1000) | messages published and not handled, at most (more wait) |
-| JOBS_WORKER_CONCURRENCY | 64 | runs one worker executes at once |
+| JOBS_WORKER_CONCURRENCY | 256 | messages one worker handles at once (runs executing, each a call in flight) |
 | JOBS_LEASE_SECONDS | 60 | lease an attempt holds while its endpoint call is in flight (extended every third) |
 | JOBS_RESCUE_INTERVAL_SECONDS | 2 | how often the rescuer looks for expired leases and lost executions |
 | JOBS_REDELIVER_AFTER_SECONDS | 30 | a due run with no message at all (no outbox row) for this long is queued again |
@@ -218,7 +218,7 @@ class Settings:
     relay_batch_size: Count = 500
     relay_poll_seconds: Seconds = 1.0
     relay_max_in_flight: CountOrOff = 0
-    worker_concurrency: Count = 64
+    worker_concurrency: Count = 256
     lease_seconds: Seconds = 60.0
     rescue_interval_seconds: Seconds = 2.0
     redeliver_after_seconds: Seconds = 30.0

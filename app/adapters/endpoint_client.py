@@ -89,8 +89,10 @@ class EndpointClient:
     def _http(self) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the event loop it is made in.
         if self._session is None:
+            # No pool limit: the worker's concurrency bounds the calls in flight, and a second bound below it would
+            # queue runs unseen.
             connector = aiohttp.TCPConnector(
-                limit=200, limit_per_host=0, keepalive_timeout=30, resolver=GuardedResolver(self.policy)
+                limit=0, limit_per_host=0, keepalive_timeout=30, resolver=GuardedResolver(self.policy)
             )
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout, auto_decompress=True)
         return self._session

@@ -139,7 +139,7 @@ class Worker:
         self,
         consumer: AIOKafkaConsumer,
         dispatcher: Dispatcher,
-        concurrency: int = 64,
+        concurrency: int = 256,
         high_lanes: frozenset[str] = frozenset(),
         dead_letters: DeadLetters | None = None,
         acknowledge: Acknowledge | None = None,
