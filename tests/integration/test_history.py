@@ -75,7 +75,7 @@ EXPECTED_INDEX = {
     "runs list by job": "run_status_job_idx",
     "runs list by status (rare)": "run_status_status_idx",
     "runs of an event": "run_status_event_record_idx",
-    "open runs of a job": "run_status_status_idx",
+    "open runs of a job": "run_status_job_status_idx",  # (environment, job, status): exactly the open ones
 }
 
 
