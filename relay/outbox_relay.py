@@ -17,6 +17,9 @@ from app.observability.logs import Failures
 log = logging.getLogger(__name__)
 
 HELD_BACK_POLL_SECONDS = 0.1  # how soon a relay held back by max_in_flight looks again
+# How soon a relay that found rows due but could claim none (another relay holds them until it has published
+# them) looks again, unless woken first: without it, it would claim nothing over and over meanwhile.
+CONTENDED_POLL_SECONDS = 0.05
 
 
 class OutboxRelay:
@@ -108,19 +111,21 @@ class OutboxRelay:
                     continue
                 if self._wake.is_set():
                     continue  # more rows are waiting: no need to ask when the next one is due
-                idle = await self._idle_seconds()
+                idle = await self._idle_seconds(claimed_none=published == 0)
                 try:
                     await asyncio.wait_for(self._wake.wait(), idle)
                 except TimeoutError:
                     pass
 
-    async def _idle_seconds(self) -> float:
+    async def _idle_seconds(self, claimed_none: bool) -> float:
         try:
             due_in = await self.outbox.next_due_in()
         except Exception:
             return self.poll_seconds
         if due_in is None:
             return self.poll_seconds
+        if due_in <= 0 and claimed_none:
+            return CONTENDED_POLL_SECONDS
         return max(0.0, min(due_in, self.poll_seconds))
 
 
