@@ -21,6 +21,12 @@ HELD_BACK_POLL_SECONDS = 0.1  # how soon a relay held back by max_in_flight look
 # How soon a relay that found rows due but could claim none (another relay holds them until it has published
 # them) looks again, unless woken first: without it, it would claim nothing over and over meanwhile.
 CONTENDED_POLL_SECONDS = 0.05
+# A relay claims at most once per this many seconds per live relay, unless its last batch was full: every
+# commit of every API process sends a NOTIFY, which wakes every relay, and a claim has a fixed cost (a
+# transaction, a produce request, and downstream a fetch and smaller batches for the workers) whatever it
+# carries. So together the relays claim at most ~200 times a second, however many processes commit, for at
+# most a few milliseconds more from commit to publish.
+CLAIM_INTERVAL_SECONDS = 0.005
 SHARE_REFRESH_SECONDS = 1.0  # how often a relay looks which relays are live (a dead one's share is taken then)
 
 
@@ -35,6 +41,7 @@ class OutboxRelay:
         ring: TopicRing | None = None,
         max_in_flight: int = 0,
         shares: RelayShares | None = None,
+        claim_interval: float = CLAIM_INTERVAL_SECONDS,
     ) -> None:
         # With a broker that keeps everything in memory (the embedded one), at most this many messages are
         # published and not yet handled: beyond it the backlog waits in the outbox, not in the broker (0: no limit).
@@ -52,6 +59,9 @@ class OutboxRelay:
         self.shares = shares
         self.share = EVERYTHING
         self._share_looked_at = -SHARE_REFRESH_SECONDS
+        self.claim_interval = claim_interval
+        self._claimed_at = -claim_interval
+        self._last_full = False
         self._wake = asyncio.Event()
         self.failures = Failures(log, "outbox relay: publishing")
 
@@ -118,7 +128,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         while True:
             await self.refresh_share()
-            self._wake.clear()
+            await self._pace()
+            self._wake.clear()  # what woke it meanwhile is claimed now
+            self._claimed_at = time.monotonic()
             try:
                 published = await self.publish_batch()
             except Exception as error:
@@ -126,7 +138,8 @@ class OutboxRelay:
                 await asyncio.sleep(self.poll_seconds)
                 continue
             self.failures.succeeded()
-            if published == self.batch_size:
+            self._last_full = published == self.batch_size
+            if self._last_full:
                 continue
             if self.held_back:  # rows are due, but the broker holds enough until workers handle some
                 await asyncio.sleep(HELD_BACK_POLL_SECONDS)
@@ -138,6 +151,14 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), idle)
             except TimeoutError:
                 pass
+
+    async def _pace(self) -> None:
+        """Let rows gather until the claim interval (per live relay) has passed, unless a backlog is draining."""
+        if self._last_full:
+            return
+        wait = self._claimed_at + self.claim_interval * self.share.count - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _idle_seconds(self, claimed_none: bool) -> float:
         try:
