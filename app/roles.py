@@ -15,6 +15,7 @@ from app import role_probes as probes
 from app.adapters import kafka
 from app.adapters.archive import Archive
 from app.adapters.messages import dead_letter_topic, lane_topics
+from app.adapters.relay_shares import RelayShares
 from app.adapters.retention import RetentionStore
 from app.api.http_limits import LimitedHttpToolsProtocol
 from app.container import Container
@@ -141,6 +142,7 @@ async def _relay(settings: Settings, container: Container, stack: contextlib.Asy
         settings.fault_relay_pause_seconds,
         kafka.ring(settings),
         settings.relay_max_in_flight,
+        RelayShares(container.engine),
     )
     return asyncio.create_task(relay.run(), name="relay")
 

@@ -8,6 +8,7 @@ import time
 from aiokafka import AIOKafkaProducer
 
 from app.adapters.outbox import Outbox, Published
+from app.adapters.relay_shares import EVERYTHING, RelayShares
 from app.adapters.topic_ring import TopicRing
 from app.faults import is_unavailable
 from app.observability import record as observed
@@ -17,6 +18,16 @@ from app.observability.logs import Failures
 log = logging.getLogger(__name__)
 
 HELD_BACK_POLL_SECONDS = 0.1  # how soon a relay held back by max_in_flight looks again
+# How soon a relay that found rows due but could claim none (another relay holds them until it has published
+# them) looks again, unless woken first: without it, it would claim nothing over and over meanwhile.
+CONTENDED_POLL_SECONDS = 0.05
+# A relay claims at most once per this many seconds per live relay, unless its last batch was full: every
+# commit of every API process sends a NOTIFY, which wakes every relay, and a claim has a fixed cost (a
+# transaction, a produce request, and downstream a fetch and smaller batches for the workers) whatever it
+# carries. So together the relays claim at most ~200 times a second, however many processes commit, for at
+# most a few milliseconds more from commit to publish.
+CLAIM_INTERVAL_SECONDS = 0.005
+SHARE_REFRESH_SECONDS = 1.0  # how often a relay looks which relays are live (a dead one's share is taken then)
 
 
 class OutboxRelay:
@@ -29,6 +40,8 @@ class OutboxRelay:
         pause_after_publish: float = 0.0,
         ring: TopicRing | None = None,
         max_in_flight: int = 0,
+        shares: RelayShares | None = None,
+        claim_interval: float = CLAIM_INTERVAL_SECONDS,
     ) -> None:
         # With a broker that keeps everything in memory (the embedded one), at most this many messages are
         # published and not yet handled: beyond it the backlog waits in the outbox, not in the broker (0: no limit).
@@ -42,6 +55,13 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.published = 0
+        # Several relays each claim their own share of the rows (none: this relay claims from every row).
+        self.shares = shares
+        self.share = EVERYTHING
+        self._share_looked_at = -SHARE_REFRESH_SECONDS
+        self.claim_interval = claim_interval
+        self._claimed_at = -claim_interval
+        self._last_full = False
         self._wake = asyncio.Event()
         self.failures = Failures(log, "outbox relay: publishing")
 
@@ -55,7 +75,7 @@ class OutboxRelay:
             self.held_back = limit <= 0
             if self.held_back:
                 return 0
-        async with self.outbox.claim(limit) as claim:
+        async with self.outbox.claim(limit, self.share) as claim:
             if not claim.rows:
                 return 0
             now = time.time()  # one slot of the ring for the whole batch
@@ -90,37 +110,65 @@ class OutboxRelay:
         observed.published(row.topic for row in claim.rows)
         return len(claim.rows)
 
-    async def run(self) -> None:
-        async with self.outbox.listening(self._wake.set):
-            while True:
-                self._wake.clear()
-                try:
-                    published = await self.publish_batch()
-                except Exception as error:
-                    self.failures.failed(error, self.poll_seconds, traceback=not is_unavailable(error))
-                    await asyncio.sleep(self.poll_seconds)
-                    continue
-                self.failures.succeeded()
-                if published == self.batch_size:
-                    continue
-                if self.held_back:  # rows are due, but the broker holds enough until workers handle some
-                    await asyncio.sleep(HELD_BACK_POLL_SECONDS)
-                    continue
-                if self._wake.is_set():
-                    continue  # more rows are waiting: no need to ask when the next one is due
-                idle = await self._idle_seconds()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), idle)
-                except TimeoutError:
-                    pass
+    async def refresh_share(self) -> None:
+        """Look again which relays are live, at most every SHARE_REFRESH_SECONDS."""
+        if self.shares is None or time.monotonic() - self._share_looked_at < SHARE_REFRESH_SECONDS:
+            return
+        self._share_looked_at = time.monotonic()
+        self.share = await self.shares.refresh()
 
-    async def _idle_seconds(self) -> float:
+    async def run(self) -> None:
         try:
-            due_in = await self.outbox.next_due_in()
+            async with self.outbox.listening(self._wake.set):
+                await self._run()
+        finally:
+            if self.shares is not None:
+                await asyncio.shield(self.shares.close())
+
+    async def _run(self) -> None:
+        while True:
+            await self.refresh_share()
+            await self._pace()
+            self._wake.clear()  # what woke it meanwhile is claimed now
+            self._claimed_at = time.monotonic()
+            try:
+                published = await self.publish_batch()
+            except Exception as error:
+                self.failures.failed(error, self.poll_seconds, traceback=not is_unavailable(error))
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            self.failures.succeeded()
+            self._last_full = published == self.batch_size
+            if self._last_full:
+                continue
+            if self.held_back:  # rows are due, but the broker holds enough until workers handle some
+                await asyncio.sleep(HELD_BACK_POLL_SECONDS)
+                continue
+            if self._wake.is_set():
+                continue  # more rows are waiting: no need to ask when the next one is due
+            idle = await self._idle_seconds(claimed_none=published == 0)
+            try:
+                await asyncio.wait_for(self._wake.wait(), idle)
+            except TimeoutError:
+                pass
+
+    async def _pace(self) -> None:
+        """Let rows gather until the claim interval (per live relay) has passed, unless a backlog is draining."""
+        if self._last_full:
+            return
+        wait = self._claimed_at + self.claim_interval * self.share.count - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _idle_seconds(self, claimed_none: bool) -> float:
+        try:
+            due_in = await self.outbox.next_due_in(self.share)
         except Exception:
             return self.poll_seconds
         if due_in is None:
             return self.poll_seconds
+        if due_in <= 0 and claimed_none:
+            return CONTENDED_POLL_SECONDS
         return max(0.0, min(due_in, self.poll_seconds))
 
 

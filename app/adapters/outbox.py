@@ -17,12 +17,16 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.adapters.db import reading
+from app.adapters.relay_shares import EVERYTHING, Share
 
 log = logging.getLogger(__name__)
 
+# The relay's share (app/adapters/relay_shares.py): its ids, and any row due for longer than the grace.
+_IN_SHARE = "id % :share_count = :share_position"
+_GRACE = "make_interval(secs => :share_grace)"
 _CLAIM = text(
     "SELECT id, topic, key, value, headers FROM outbox WHERE published_at IS NULL AND available_at <= now() "
-    "ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+    f"AND ({_IN_SHARE} OR available_at <= now() - {_GRACE}) ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
 )
 # The time an acknowledgement arrived, not the transaction's start: see Outbox.lost.
 _MARK_PUBLISHED = text(
@@ -31,7 +35,10 @@ _MARK_PUBLISHED = text(
     "CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) AS m(id, topic, partition, kafka_offset) "
     "WHERE outbox.id = m.id"
 )
-_NEXT_DUE = text("SELECT EXTRACT(EPOCH FROM (min(available_at) - now())) FROM outbox WHERE published_at IS NULL")
+_NEXT_DUE = text(
+    f"SELECT EXTRACT(EPOCH FROM (min(CASE WHEN {_IN_SHARE} THEN available_at ELSE available_at + {_GRACE} END) "
+    "- now())) FROM outbox WHERE published_at IS NULL"
+)
 _ACKNOWLEDGE = text("DELETE FROM outbox WHERE id = ANY(:ids)")
 # What the relay and the workers record about a message (published, handled) may be lost in a database crash
 # without harm: a row that comes back unpublished or unhandled is published again, and the copy is a duplicate
@@ -92,10 +99,11 @@ class Outbox:
         self._reads = reading(engine)
 
     @asynccontextmanager
-    async def claim(self, limit: int) -> AsyncIterator[Claim]:
-        """Up to `limit` due rows, locked against other relays (SKIP LOCKED) until the block ends."""
+    async def claim(self, limit: int, share: Share = EVERYTHING) -> AsyncIterator[Claim]:
+        """Up to `limit` due rows of the relay's `share`, locked against other relays (SKIP LOCKED) until the
+        block ends."""
         async with self.engine.begin() as conn:
-            yield Claim(conn, (await conn.execute(_CLAIM, {"limit": limit})).all())
+            yield Claim(conn, (await conn.execute(_CLAIM, {"limit": limit, **share.params()})).all())
 
     @asynccontextmanager
     async def listening(self, notified: Callable[[], None]) -> AsyncIterator[None]:
@@ -119,10 +127,11 @@ class Outbox:
         async with self.engine.connect() as conn:
             return int((await conn.execute(_IN_FLIGHT)).scalar_one())
 
-    async def next_due_in(self) -> float | None:
-        """Seconds until the next row not yet published is due (negative when one is overdue)."""
+    async def next_due_in(self, share: Share = EVERYTHING) -> float | None:
+        """Seconds until the next row not yet published is due for the relay of `share` (negative when one is
+        overdue): a row of another share counts from the end of its grace."""
         async with self._reads.connect() as conn:
-            due = (await conn.execute(_NEXT_DUE)).scalar()
+            due = (await conn.execute(_NEXT_DUE, share.params())).scalar()
         return None if due is None else float(due)
 
     async def acknowledge(self, outbox_ids: list[int]) -> None:

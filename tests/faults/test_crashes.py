@@ -1,12 +1,15 @@
 """Crash tests: real role processes are killed or stopped; every accepted run completes exactly once."""
 
 import asyncio
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
+from app.adapters.relay_shares import RELAY_SLOTS
 from app.container import Container
 from app.settings import Settings
 from tests.faults.conftest import register_endpoint
@@ -73,6 +76,44 @@ async def test_kill_9_the_relay_between_publish_and_delete(
     assert result.statuses == {"SUCCESS": 10}
     assert (result.completed, result.duplicates) == (10, 0)
     assert all(history.count("RunStarted") == 1 for history in histories)
+
+
+async def test_two_relays_one_stopped_then_killed_its_share_is_published_by_the_other(
+    settings: Settings, logs: Path, client: httpx.AsyncClient, compat_endpoint: NodeEndpoint, container: Container
+) -> None:
+    with cluster(settings, logs) as roles:
+        roles.start("api")
+        roles.start("worker")
+        stuck = roles.start("relay")
+        roles.start("relay")
+        await register_endpoint(client, compat_endpoint)
+        async with asyncio.timeout(30):
+            while await _relays_live(container) < 2:  # each claims its half of the rows from now on
+                await asyncio.sleep(0.1)
+        stuck.process.send_signal(signal.SIGSTOP)  # alive (its slot held), publishing nothing
+        first = [await start_test_run(client, "return-value", {"i": i}) for i in range(10)]
+        await all_finished(client, first)  # its half too: published by the other once due for the grace
+        stuck.kill()
+        async with asyncio.timeout(30):
+            while await _relays_live(container) > 1:
+                await asyncio.sleep(0.1)
+        later = [await start_test_run(client, "return-value", {"i": i}) for i in range(10, 20)]
+        await all_finished(client, later)
+        result = await tally(client, first + later)
+        histories = [[e["type"] for e in await _events(client, run_id)] for run_id in first + later]
+    assert result.statuses == {"SUCCESS": 20}
+    assert (result.completed, result.duplicates) == (20, 0)
+    assert all(history.count("RunStarted") == 1 for history in histories)
+
+
+async def _relays_live(container: Container) -> int:
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+        "AND classid::bigint = :namespace "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    async with container.engine.connect() as conn:
+        return int((await conn.execute(query, {"namespace": RELAY_SLOTS})).scalar_one())
 
 
 async def test_sigterm_each_role(

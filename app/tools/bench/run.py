@@ -77,7 +77,8 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
             await measure.wait_succeeded(container, warm_up)  # done before the phase's counters start
             await measure.settle(container)
             print(f"# {options.runs} TestJobs, {options.concurrency} at once, to SUCCESS on a no-op endpoint")
-            await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
+            with profiling(stack, options.profile):
+                await measure.throughput(stack, container, api, report, options.runs, options.concurrency)
             return
         print(f"# {options.runs} TestJobs, {options.concurrency} at once, relay paused (the API alone)")
         await measure.submissions_alone(stack, container, api, report, options.runs, options.concurrency)
