@@ -249,6 +249,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         replicas=args.replicas,
         throughput_only=args.throughput_only,
         steady_only=args.steady_only,
+        rebuild_only=args.rebuild_only,
         profile=args.profile,
         history=args.history or 0,
     )
@@ -405,6 +406,9 @@ def parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--throughput-only", action="store_true", help="only the throughput phase (with the peers unless --no-peer)"
+    )
+    bench.add_argument(
+        "--rebuild-only", action="store_true", help="only the rebuild phase, over --rebuild-events (no peer)"
     )
     bench.add_argument("--no-peer", action="store_true", help="skip the peers (procrastinate, Celery + Redis)")
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
