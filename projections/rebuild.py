@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from projections import shadow
 from projections.batch import Batch
-from projections.registry import changes_for
+from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read
 FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
@@ -94,6 +94,7 @@ class _Rebuild:
         self.position = 0
         self.replayed = 0
         self.total = 0
+        self.written = WrittenKeys()  # the keys of the rows in the shadow tables
 
     async def run(self) -> int:
         try:
@@ -142,7 +143,7 @@ class _Rebuild:
                 reading = None
                 if len(events) == READ_BATCH:
                     reading = asyncio.create_task(self.read_all(events[-1][0], READ_BATCH))
-                batch.apply(changes_for(event for _, event in events))
+                batch.apply_events(events)
                 batch.events += len(events)
                 read += len(events)
                 self._advance(events)
@@ -164,7 +165,7 @@ class _Rebuild:
         async with self.writer.begin() as conn:
             # The shadow is dropped after a crash anyway: no need to wait for its commits to reach the disk.
             await conn.execute(text("SET LOCAL synchronous_commit = off"))
-            await batch.flush(conn)
+            await batch.flush(conn, self.written)
 
     def _advance(self, events: list[tuple[int, Any]]) -> None:
         self.position = events[-1][0]
@@ -184,9 +185,9 @@ class _Rebuild:
                     await conn.execute(text(f"LOCK TABLE {shadow.LIVE}.events IN SHARE MODE"))
                     batch = Batch()
                     while tail := await self.read_all(self.position, READ_BATCH, conn):
-                        batch.apply(changes_for(event for _, event in tail))
+                        batch.apply_events(tail)
                         self._advance(tail)
-                    await batch.flush(conn)
+                    await batch.flush(conn, self.written)
                     await shadow.lock_live(conn)
                     await shadow.swap(conn)
                 held = (time.perf_counter() - began) * 1000
