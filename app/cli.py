@@ -135,18 +135,23 @@ def cmd_secrets(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
+    from app.adapters.niceness import nice_backends
     from app.container import Container
     from app.progress import ProgressBar
     from projections.rebuild import rebuild
 
-    # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them.
+    # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them,
+    # and so do its database backends when the database runs here too.
     os.nice(settings.rebuild_niceness)
 
     async def main() -> None:
         container = Container.create(settings)
+        nice_backends(container.engine, settings.rebuild_niceness)  # its reads
         began = time.perf_counter()
         try:
-            replayed = await rebuild(container.engine, container.store.read_all, ProgressBar("rebuild"))
+            replayed = await rebuild(
+                container.engine, container.store.read_all, ProgressBar("rebuild"), settings.rebuild_niceness
+            )
         finally:
             await container.close()
         seconds = time.perf_counter() - began

@@ -26,6 +26,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app.adapters.niceness import nice_backends
 from projections import shadow
 from projections.batch import Batch
 from projections.written import WrittenKeys
@@ -56,15 +57,15 @@ class RebuildRunning(RuntimeError):
     """Another rebuild holds the rebuild lock."""
 
 
-async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | None = None) -> int:
-    """Replays all events into fresh read-model tables and swaps them in; returns how many events it replayed."""
-    writer = create_async_engine(
-        engine.url,
-        pool_size=3,
-        max_overflow=0,
-        json_serializer=lambda value: _json.encode(value).decode(),
-        connect_args={"timeout": 5, "server_settings": {"search_path": f"{shadow.SHADOW}, {shadow.LIVE}"}},
-    )
+async def rebuild(
+    engine: AsyncEngine, read_all: ReadAll, progress: Progress | None = None, backend_niceness: int = 0
+) -> int:
+    """Replays all events into fresh read-model tables and swaps them in; returns how many events it replayed.
+    With `backend_niceness`, the backends filling the shadow run that much nicer (when the database is on this
+    host), as the caller's reads should; the swap's does not, as appends wait for it."""
+    writer = _shadow_engine(engine, pool_size=3)
+    nice_backends(writer, backend_niceness)
+    swapper = _shadow_engine(engine, pool_size=1)
     try:
         async with writer.connect() as guard:
             if not (await guard.execute(_TRY_LOCK)).scalar_one():
@@ -75,7 +76,7 @@ async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | N
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return await _Rebuild(engine, writer, read_all, progress).run()
+                return await _Rebuild(engine, writer, swapper, read_all, progress).run()
             finally:
                 if collecting:
                     gc.enable()
@@ -83,12 +84,32 @@ async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | N
                 await guard.commit()
     finally:
         await writer.dispose()
+        await swapper.dispose()
+
+
+def _shadow_engine(engine: AsyncEngine, pool_size: int) -> AsyncEngine:
+    """An engine whose connections see the shadow tables first."""
+    return create_async_engine(
+        engine.url,
+        pool_size=pool_size,
+        max_overflow=0,
+        json_serializer=lambda value: _json.encode(value).decode(),
+        connect_args={"timeout": 5, "server_settings": {"search_path": f"{shadow.SHADOW}, {shadow.LIVE}"}},
+    )
 
 
 class _Rebuild:
-    def __init__(self, engine: AsyncEngine, writer: AsyncEngine, read_all: ReadAll, progress: Progress | None):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        writer: AsyncEngine,
+        swapper: AsyncEngine,
+        read_all: ReadAll,
+        progress: Progress | None,
+    ):
         self.engine = engine
         self.writer = writer  # its connections write to the shadow tables
+        self.swapper = swapper  # the same, for the swap
         self.read_all = read_all
         self.progress = progress
         self.position = 0
@@ -178,7 +199,7 @@ class _Rebuild:
             position, replayed = self.position, self.replayed
             began = time.perf_counter()
             try:
-                async with self.writer.begin() as conn:
+                async with self.swapper.begin() as conn:
                     await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
                     # SHARE waits for running appends and holds new ones until the commit: with it held every
                     # committed event is readable, none is missed in the commit-order gap.
