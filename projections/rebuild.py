@@ -6,8 +6,8 @@
 3. Then the other indexes are built, and passes catch up with the events appended meanwhile until one finds
    only a few.
 4. One short transaction locks out appends (SHARE on events, waiting for running ones), applies the last
-   events, and swaps the tables by renames. It gives up its locks after LOCK_TIMEOUT rather than queue writers
-   behind a long wait, and tries again after another catch-up.
+   events, and swaps the tables by renames. It gives up its locks after a short wait (LOCK_TIMEOUTS_MS, longer
+   only after many tries) rather than queue writers behind a long wait, and tries again after another catch-up.
 
 Until the swap commits the live tables are untouched: a crash leaves the shadow behind, which the next
 rebuild drops. The rebuild's connections see the shadow schema first in their search_path, so the read-model
@@ -33,9 +33,10 @@ from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read
 FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
-SMALL_TAIL = 2000  # catch up until a pass reads fewer events than this, then swap
-LOCK_TIMEOUT = "500ms"  # longest wait for a lock in the swap's transaction, while appends wait on it
-SWAP_ATTEMPTS = 20
+SMALL_TAIL = 500  # catch up until a pass reads fewer events than this, then swap (appends wait for the rest)
+# Longest wait for a lock in the swap's transaction, attempt by attempt: appends queue behind that wait, so it is
+# short, and longer only when short ones keep failing (appends that run longer, a long reader).
+LOCK_TIMEOUTS_MS = (50,) * 8 + (100,) * 4 + (200,) * 4 + (500,) * 20
 
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended('jobs.projections.rebuild', 0))")
 _UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended('jobs.projections.rebuild', 0))")
@@ -76,7 +77,7 @@ async def rebuild(
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return await _Rebuild(engine, writer, swapper, read_all, progress).run()
+                return await _Rebuild(engine, writer, swapper, read_all, progress, backend_niceness).run()
             finally:
                 if collecting:
                     gc.enable()
@@ -106,10 +107,12 @@ class _Rebuild:
         swapper: AsyncEngine,
         read_all: ReadAll,
         progress: Progress | None,
+        backend_niceness: int = 0,
     ):
         self.engine = engine
         self.writer = writer  # its connections write to the shadow tables
         self.swapper = swapper  # the same, for the swap
+        self.backend_niceness = backend_niceness
         self.read_all = read_all
         self.progress = progress
         self.position = 0
@@ -138,6 +141,9 @@ class _Rebuild:
         log.info("bulk pass over %d events in %.1fs", self.replayed, time.perf_counter() - began)
         began = time.perf_counter()
         async with self.writer.begin() as conn:
+            if self.backend_niceness:
+                # Parallel workers would build them beside the backend, not niced: the writers' CPU.
+                await conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
             await shadow.create_indexes(conn)
         log.info("indexes built in %.1fs", time.perf_counter() - began)
         began, passes, caught_up = time.perf_counter(), 1, await self._pass()
@@ -195,12 +201,12 @@ class _Rebuild:
             self.progress(self.replayed, max(self.total, self.replayed))
 
     async def _swap(self) -> None:
-        for attempt in range(1, SWAP_ATTEMPTS + 1):
+        for attempt, timeout in enumerate(LOCK_TIMEOUTS_MS, 1):
             position, replayed = self.position, self.replayed
             began = time.perf_counter()
             try:
                 async with self.swapper.begin() as conn:
-                    await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                    await conn.execute(text(f"SET LOCAL lock_timeout = '{timeout}ms'"))
                     # SHARE waits for running appends and holds new ones until the commit: with it held every
                     # committed event is readable, none is missed in the commit-order gap.
                     await conn.execute(text(f"LOCK TABLE {shadow.LIVE}.events IN SHARE MODE"))
@@ -219,4 +225,4 @@ class _Rebuild:
                     raise
                 self.position, self.replayed = position, replayed
             await self._pass()
-        raise RuntimeError(f"the rebuild could not lock the tables for its swap in {SWAP_ATTEMPTS} attempts")
+        raise RuntimeError(f"the rebuild could not lock the tables for its swap in {len(LOCK_TIMEOUTS_MS)} attempts")
