@@ -421,7 +421,10 @@ def parser() -> argparse.ArgumentParser:
         "--export-traces", action="store_true", help="the roles export every span (100%% sampled) over OTLP/HTTP"
     )
     bench.add_argument(
-        "--profile", type=Path, metavar="DIR", help="py-spy profiles of each role in the throughput phase, in DIR"
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="py-spy profiles of each role in the throughput phase (with --rebuild-only: of the rebuild), in DIR",
     )
     bench.add_argument("--soak-minutes", type=float, help="instead: a steady --rate for this long, a line a minute")
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")

@@ -78,7 +78,7 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
             await measure.wait_succeeded(container, warm_up)
             await measure.settle(container)
             print(f"# projections rebuild over at least {options.rebuild_events} events")
-            await rebuild_phase(stack, container, api, report, options.rebuild_events)
+            await rebuild_phase(stack, container, api, report, options.rebuild_events, options.profile)
             return
         if options.throughput_only:
             await measure.wait_succeeded(container, warm_up)  # done before the phase's counters start
