@@ -35,6 +35,7 @@ EXPECTED = {
     "relay_messages_per_s",
     "rebuild_events_per_s",
     "rebuild_peak_rss_mib",
+    "rebuild_cpu_us_per_event",
     "submitted_during_rebuild",
     "submit_latency_during_rebuild_p99",
     "peak_rss_api",
