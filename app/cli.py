@@ -135,9 +135,9 @@ def cmd_secrets(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
-    from app.adapters.niceness import nice_backends
     from app.container import Container
     from app.progress import ProgressBar
+    from projections.niceness import nice_backends
     from projections.rebuild import rebuild
 
     # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them,

@@ -26,9 +26,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from app.adapters.niceness import nice_backends
 from projections import shadow
 from projections.batch import Batch
+from projections.niceness import nice_backends
 from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read

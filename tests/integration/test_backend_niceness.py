@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.adapters.niceness import nice_backends, renice
+from projections.niceness import nice_backends, renice
 
 
 async def test_backends_of_a_niced_engine_run_nicer_and_others_do_not(database_url: str) -> None:
