@@ -137,16 +137,21 @@ def cmd_secrets(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
     from app.container import Container
     from app.progress import ProgressBar
+    from projections.niceness import nice_backends
     from projections.rebuild import rebuild
 
-    # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them.
+    # The rebuild's folding would take a core from the roles serving requests on this host: it yields to them,
+    # and so do its database backends when the database runs here too.
     os.nice(settings.rebuild_niceness)
 
     async def main() -> None:
         container = Container.create(settings)
+        nice_backends(container.engine, settings.rebuild_niceness)  # its reads
         began = time.perf_counter()
         try:
-            replayed = await rebuild(container.engine, container.store.read_all, ProgressBar("rebuild"))
+            replayed = await rebuild(
+                container.engine, container.store.read_all, ProgressBar("rebuild"), settings.rebuild_niceness
+            )
         finally:
             await container.close()
         seconds = time.perf_counter() - began
@@ -249,6 +254,7 @@ def cmd_bench(settings: Settings, args: argparse.Namespace) -> None:
         replicas=args.replicas,
         throughput_only=args.throughput_only,
         steady_only=args.steady_only,
+        rebuild_only=args.rebuild_only,
         profile=args.profile,
         history=args.history or 0,
     )
@@ -406,6 +412,9 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--throughput-only", action="store_true", help="only the throughput phase (with the peers unless --no-peer)"
     )
+    bench.add_argument(
+        "--rebuild-only", action="store_true", help="only the rebuild phase, over --rebuild-events (no peer)"
+    )
     bench.add_argument("--no-peer", action="store_true", help="skip the peers (procrastinate, Celery + Redis)")
     bench.add_argument("--record", action="store_true", help="save the figures in benchmarks/results/")
     bench.add_argument(
@@ -415,7 +424,8 @@ def parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         metavar="DIR",
-        help="py-spy profiles of each role in the throughput phase (with --steady-only: each steady rate), in DIR",
+        help="py-spy profiles of each role in the throughput phase (with --steady-only: each steady rate; with "
+        "--rebuild-only: the rebuild), in DIR",
     )
     bench.add_argument("--soak-minutes", type=float, help="instead: a steady --rate for this long, a line a minute")
     bench.add_argument("--soak-stack", choices=("roles", "dev"), default="roles", help="what the soak runs on")

@@ -38,7 +38,7 @@
 | JOBS_FETCH_POLL_MIN_INTERVAL_SECONDS | 10 | shortest `interval` io.backgroundPoll may ask for (seconds) |
 | JOBS_RETENTION_DAYS | 0 (keep forever) | workers remove runs that ended more days ago than this (docs/operations.md) |
 | JOBS_RETENTION_ARCHIVE_DIR | (none) | where those workers archive what they remove first (gzip'd JSON lines) |
-| JOBS_REBUILD_NICENESS | 10 | `projections rebuild` adds it to its niceness (0 to 19): the roles come first |
+| JOBS_REBUILD_NICENESS | 10 | added to the niceness of `projections rebuild` and its local backends (0 to 19) |
 
 JOBS_KAFKA_FETCH_MAX_WAIT_MS: a fetch that finds nothing waits this long (Tansu holds it the whole time), and a
 message published meanwhile waits with it. Lower cuts that wait but fetches more often: with the embedded broker an

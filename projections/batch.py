@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from projections.apply import apply_live, column_names
 from projections.changes import Change, Kind, primary_key
+from projections.registry import handlers_for
+from projections.written import WrittenKeys
 
 _json = msgspec.json.Encoder()
 _dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -32,10 +34,17 @@ class Batch:
         self._carried_keys: set[tuple[Table, tuple[Any, ...]]] = set()
         self.events = 0
 
+    def apply_events(self, events: Iterable[tuple[int, Any]]) -> None:
+        """Fold the changes of each (position, event), as changes_for gives them."""
+        for _, event in events:
+            for handler in handlers_for(event.__class__):
+                self.apply(handler(event))
+
     def apply(self, changes: Iterable[Change]) -> None:
         for change in changes:
             table = change.table
-            key = change.key_tuple()
+            names = primary_key(table)
+            key = (change.key[names[0]],) if len(names) == 1 else tuple([change.key[name] for name in names])
             rows = self.rows[table]
             row = rows.get(key)
             if row is None:
@@ -47,21 +56,31 @@ class Batch:
                 row.update(change.key)
             self.made.append(change)
             row.update(change.values)
-            for name, value in change.fill.items():
-                if row[name] is None:
-                    row[name] = value
+            if change.fill:
+                for name, value in change.fill.items():
+                    if row[name] is None:
+                        row[name] = value
 
-    async def flush(self, conn: AsyncConnection) -> None:
-        """Write the batch into the tables `conn` sees (its search_path chooses them)."""
+    async def flush(self, conn: AsyncConnection, written: WrittenKeys | None = None) -> None:
+        """Write the batch into the tables `conn` sees (its search_path chooses them). With `written` (the keys
+        of every row written to those tables before, and it is told this batch's), only the rows it may hold
+        are looked for in the tables; without, all are."""
         schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
         existing: set[tuple[Table, tuple[Any, ...]]] = set()
         for table, rows in self.rows.items():
-            found = await _existing(conn, table, list(rows))
+            maybe = list(rows) if written is None else [key for key in rows if written.may_hold(table.name, key)]
+            found = await _existing(conn, table, maybe)
             existing.update((table, key) for key in found)
             await _copy(conn, schema, table, [row for key, row in rows.items() if key not in found])
         # Rows are independent of each other, so these may follow the copied rows: none of them is among those.
         replay = [change for change in self.made if (change.table, change.key_tuple()) in existing] if existing else []
         await apply_live(conn, [*replay, *self.carried])
+        if written is not None:
+            for table, rows in self.rows.items():
+                for key in rows:
+                    written.add(table.name, key)
+            for table, key in self._carried_keys:
+                written.add(table.name, key)
 
 
 async def _existing(conn: AsyncConnection, table: Table, keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:

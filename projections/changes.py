@@ -1,11 +1,12 @@
 """A read-model change: what one event does to one row, applied live or folded during a rebuild."""
 
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from sqlalchemy import Table
 
 
@@ -14,13 +15,14 @@ class Kind(Enum):
     UPDATE = "update"  # change the given columns of an existing row; nothing when it is missing
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(msgspec.Struct, frozen=True):
+    """A struct, not a dataclass: a replay makes one or more per event, and a frozen dataclass is slow to make."""
+
     table: Table
     key: dict[str, Any]
     values: dict[str, Any]
     kind: Kind = Kind.UPDATE
-    fill: dict[str, Any] = field(default_factory=dict)  # written only where the column is still NULL
+    fill: dict[str, Any] = {}  # written only where the column is still NULL (each change gets its own dict)
 
     def key_tuple(self) -> tuple[Any, ...]:
         names = primary_key(self.table)
@@ -35,4 +37,26 @@ def primary_key(table: Table) -> tuple[str, ...]:
 
 
 def as_uuid(value: str | UUID) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)
+    if isinstance(value, UUID):
+        return value
+    # The same few ids (environments, endpoints) come again and again in a replay: parsed once each.
+    parsed = _PARSED.get(value)
+    if parsed is None:
+        if len(_PARSED) >= _PARSED_AT_MOST:
+            _PARSED.clear()
+        parsed = _PARSED[value] = UUID(value)
+    return parsed
+
+
+_PARSED: dict[str, UUID] = {}
+_PARSED_AT_MOST = 4096
+
+
+# What one event (of a class a projector handles) changes.
+Handler = Callable[[Any], Sequence[Change]]
+
+
+def first_handler(handlers: dict[type, Handler], event_class: type) -> Handler | None:
+    """The handler of the first class listed that the event class is or derives from (as a `match` on the
+    classes in that order would choose); callers cache it per class."""
+    return next((handler for cls, handler in handlers.items() if issubclass(event_class, cls)), None)

@@ -6,8 +6,8 @@
 3. Then the other indexes are built, and passes catch up with the events appended meanwhile until one finds
    only a few.
 4. One short transaction locks out appends (SHARE on events, waiting for running ones), applies the last
-   events, and swaps the tables by renames. It gives up its locks after LOCK_TIMEOUT rather than queue writers
-   behind a long wait, and tries again after another catch-up.
+   events, and swaps the tables by renames. It gives up its locks after a short wait (LOCK_TIMEOUTS_MS, longer
+   only after many tries) rather than queue writers behind a long wait, and tries again after another catch-up.
 
 Until the swap commits the live tables are untouched: a crash leaves the shadow behind, which the next
 rebuild drops. The rebuild's connections see the shadow schema first in their search_path, so the read-model
@@ -22,19 +22,21 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from projections import shadow
 from projections.batch import Batch
-from projections.registry import changes_for
+from projections.niceness import nice_backends
+from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read
 FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
-SMALL_TAIL = 2000  # catch up until a pass reads fewer events than this, then swap
-LOCK_TIMEOUT = "500ms"  # longest wait for a lock in the swap's transaction, while appends wait on it
-SWAP_ATTEMPTS = 20
+SMALL_TAIL = 500  # catch up until a pass reads fewer events than this, then swap (appends wait for the rest)
+# Longest wait for a lock in the swap's transaction, attempt by attempt: appends queue behind that wait, so it is
+# short, and longer only when short ones keep failing (appends that run longer, a long reader).
+LOCK_TIMEOUTS_MS = (50,) * 8 + (100,) * 4 + (200,) * 4 + (500,) * 20
 
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended('jobs.projections.rebuild', 0))")
 _UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended('jobs.projections.rebuild', 0))")
@@ -56,15 +58,15 @@ class RebuildRunning(RuntimeError):
     """Another rebuild holds the rebuild lock."""
 
 
-async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | None = None) -> int:
-    """Replays all events into fresh read-model tables and swaps them in; returns how many events it replayed."""
-    writer = create_async_engine(
-        engine.url,
-        pool_size=3,
-        max_overflow=0,
-        json_serializer=lambda value: _json.encode(value).decode(),
-        connect_args={"timeout": 5, "server_settings": {"search_path": f"{shadow.SHADOW}, {shadow.LIVE}"}},
-    )
+async def rebuild(
+    engine: AsyncEngine, read_all: ReadAll, progress: Progress | None = None, backend_niceness: int = 0
+) -> int:
+    """Replays all events into fresh read-model tables and swaps them in; returns how many events it replayed.
+    With `backend_niceness`, the backends filling the shadow run that much nicer (when the database is on this
+    host), as the caller's reads should; the swap's does not, as appends wait for it."""
+    writer = _shadow_engine(engine, pool_size=3)
+    nice_backends(writer, backend_niceness)
+    swapper = _shadow_engine(engine, pool_size=1)
     try:
         async with writer.connect() as guard:
             if not (await guard.execute(_TRY_LOCK)).scalar_one():
@@ -75,7 +77,7 @@ async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | N
             collecting = gc.isenabled()
             gc.disable()
             try:
-                return await _Rebuild(engine, writer, read_all, progress).run()
+                return await _Rebuild(engine, writer, swapper, read_all, progress, backend_niceness).run()
             finally:
                 if collecting:
                     gc.enable()
@@ -83,17 +85,40 @@ async def rebuild(engine: AsyncEngine, read_all: ReadAll, progress: Progress | N
                 await guard.commit()
     finally:
         await writer.dispose()
+        await swapper.dispose()
+
+
+def _shadow_engine(engine: AsyncEngine, pool_size: int) -> AsyncEngine:
+    """An engine whose connections see the shadow tables first."""
+    return create_async_engine(
+        engine.url,
+        pool_size=pool_size,
+        max_overflow=0,
+        json_serializer=lambda value: _json.encode(value).decode(),
+        connect_args={"timeout": 5, "server_settings": {"search_path": f"{shadow.SHADOW}, {shadow.LIVE}"}},
+    )
 
 
 class _Rebuild:
-    def __init__(self, engine: AsyncEngine, writer: AsyncEngine, read_all: ReadAll, progress: Progress | None):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        writer: AsyncEngine,
+        swapper: AsyncEngine,
+        read_all: ReadAll,
+        progress: Progress | None,
+        backend_niceness: int = 0,
+    ):
         self.engine = engine
         self.writer = writer  # its connections write to the shadow tables
+        self.swapper = swapper  # the same, for the swap
+        self.backend_niceness = backend_niceness
         self.read_all = read_all
         self.progress = progress
         self.position = 0
         self.replayed = 0
         self.total = 0
+        self.written = WrittenKeys()  # the keys of the rows in the shadow tables
 
     async def run(self) -> int:
         try:
@@ -110,12 +135,17 @@ class _Rebuild:
             await shadow.drop_leftovers(conn)
             await shadow.create_tables(conn)
         async with self.engine.connect() as conn:
-            self.total = (await conn.execute(select(func.count()).select_from(text("events")))).scalar_one()
+            # For the progress bar: the last position is read from the index, where a count would scan the table
+            # (with parallel workers, which are not niced); the bar ends at the count replayed.
+            self.total = (await conn.execute(text("SELECT coalesce(max(position), 0) FROM events"))).scalar_one()
         began = time.perf_counter()
         await self._pass()
         log.info("bulk pass over %d events in %.1fs", self.replayed, time.perf_counter() - began)
         began = time.perf_counter()
         async with self.writer.begin() as conn:
+            if self.backend_niceness:
+                # Parallel workers would build them beside the backend, not niced: the writers' CPU.
+                await conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
             await shadow.create_indexes(conn)
         log.info("indexes built in %.1fs", time.perf_counter() - began)
         began, passes, caught_up = time.perf_counter(), 1, await self._pass()
@@ -142,7 +172,7 @@ class _Rebuild:
                 reading = None
                 if len(events) == READ_BATCH:
                     reading = asyncio.create_task(self.read_all(events[-1][0], READ_BATCH))
-                batch.apply(changes_for(event for _, event in events))
+                batch.apply_events(events)
                 batch.events += len(events)
                 read += len(events)
                 self._advance(events)
@@ -164,7 +194,7 @@ class _Rebuild:
         async with self.writer.begin() as conn:
             # The shadow is dropped after a crash anyway: no need to wait for its commits to reach the disk.
             await conn.execute(text("SET LOCAL synchronous_commit = off"))
-            await batch.flush(conn)
+            await batch.flush(conn, self.written)
 
     def _advance(self, events: list[tuple[int, Any]]) -> None:
         self.position = events[-1][0]
@@ -173,20 +203,20 @@ class _Rebuild:
             self.progress(self.replayed, max(self.total, self.replayed))
 
     async def _swap(self) -> None:
-        for attempt in range(1, SWAP_ATTEMPTS + 1):
+        for attempt, timeout in enumerate(LOCK_TIMEOUTS_MS, 1):
             position, replayed = self.position, self.replayed
             began = time.perf_counter()
             try:
-                async with self.writer.begin() as conn:
-                    await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                async with self.swapper.begin() as conn:
+                    await conn.execute(text(f"SET LOCAL lock_timeout = '{timeout}ms'"))
                     # SHARE waits for running appends and holds new ones until the commit: with it held every
                     # committed event is readable, none is missed in the commit-order gap.
                     await conn.execute(text(f"LOCK TABLE {shadow.LIVE}.events IN SHARE MODE"))
                     batch = Batch()
                     while tail := await self.read_all(self.position, READ_BATCH, conn):
-                        batch.apply(changes_for(event for _, event in tail))
+                        batch.apply_events(tail)
                         self._advance(tail)
-                    await batch.flush(conn)
+                    await batch.flush(conn, self.written)
                     await shadow.lock_live(conn)
                     await shadow.swap(conn)
                 held = (time.perf_counter() - began) * 1000
@@ -197,4 +227,4 @@ class _Rebuild:
                     raise
                 self.position, self.replayed = position, replayed
             await self._pass()
-        raise RuntimeError(f"the rebuild could not lock the tables for its swap in {SWAP_ATTEMPTS} attempts")
+        raise RuntimeError(f"the rebuild could not lock the tables for its swap in {len(LOCK_TIMEOUTS_MS)} attempts")

@@ -1,13 +1,13 @@
 """Every projector, and the changes all of them make for one event."""
 
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from projections import catalog, dispatchers, run_status, schedules
-from projections.changes import Change
+from projections.changes import Change, Handler
 
-Projector = Callable[[Any], Iterable[Change]]
+Projector = Callable[[Any], Sequence[Change]]
 
 # Each projector with the event classes it matches.
 PROJECTORS: tuple[tuple[Projector, tuple[type, ...]], ...] = (
@@ -16,6 +16,7 @@ PROJECTORS: tuple[tuple[Projector, tuple[type, ...]], ...] = (
     (dispatchers.changes, dispatchers.EVENTS),
     (schedules.changes, schedules.EVENTS),
 )
+_HANDLER_FOR = (catalog.handler_for, run_status.handler_for, dispatchers.handler_for, schedules.handler_for)
 
 
 @functools.cache
@@ -24,7 +25,13 @@ def projectors_for(event_class: type) -> tuple[Projector, ...]:
     return tuple(projector for projector, handled in PROJECTORS if issubclass(event_class, handled))
 
 
+@functools.cache
+def handlers_for(event_class: type) -> tuple[Handler, ...]:
+    """What each projector does with an event of this class (its handler), in the projectors' order."""
+    return tuple(handler for handler_for in _HANDLER_FOR if (handler := handler_for(event_class)) is not None)
+
+
 def changes_for(events: Iterable[Any]) -> Iterator[Change]:
     for event in events:
-        for projector in projectors_for(event.__class__):
-            yield from projector(event)
+        for handler in handlers_for(event.__class__):
+            yield from handler(event)

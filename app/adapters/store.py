@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.adapters.coalesce import Coalescer
-from app.adapters.codec import DomainEvent, decode_event, encode_event
+from app.adapters.codec import DomainEvent, decode_event, decode_events, encode_event
 from app.adapters.db import reading
 from app.adapters.group_commit import Write, group_commit
 from app.observability import tracing
@@ -73,15 +73,14 @@ _LOAD_MANY = text(
 )
 # Only below the oldest running transaction: a reader must not pass an event that commits later
 # with a lower position (the commit-order gap).
-_READ_ALL = text(
+_READ_ALL_SQL = (
     "SELECT position, originator_id, originator_version, topic, state FROM events "
-    "WHERE position > :after AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-    "ORDER BY position LIMIT :limit"
+    "WHERE position > $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY position LIMIT $2"
 )
-
-_READ_COMMITTED = text(
+_READ_COMMITTED_SQL = (
     "SELECT position, originator_id, originator_version, topic, state FROM events "
-    "WHERE position > :after ORDER BY position LIMIT :limit"
+    "WHERE position > $1 ORDER BY position LIMIT $2"
 )
 
 
@@ -240,13 +239,19 @@ class EventStore:
         below the oldest running transaction."""
         if conn is None:
             async with self._reads.connect() as own:
-                result = await own.execute(_READ_ALL, {"after": after, "limit": limit})
+                rows = await _fetch(own, _READ_ALL_SQL, after, limit)
         else:
-            result = await conn.execute(_READ_COMMITTED, {"after": after, "limit": limit})
-        return [
-            (position, decode_event(originator_id, version, topic, state))
-            for position, originator_id, version, topic, state in result.all()
-        ]
+            rows = await _fetch(conn, _READ_COMMITTED_SQL, after, limit)
+        return decode_events(rows)
+
+
+async def _fetch(conn: AsyncConnection, sql: str, *args: Any) -> list[Any]:
+    """Rows straight from the driver (asyncpg records, read like tuples): a page of events is thousands of rows,
+    each of which SQLAlchemy would wrap."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    rows: list[Any] = await driver.fetch(sql, *args)
+    return rows
 
 
 class _Gathered:

@@ -35,6 +35,7 @@ EXPECTED = {
     "relay_messages_per_s",
     "rebuild_events_per_s",
     "rebuild_peak_rss_mib",
+    "rebuild_cpu_us_per_event",
     "submitted_during_rebuild",
     "submit_latency_during_rebuild_p99",
     "peak_rss_api",
@@ -102,6 +103,7 @@ def benches(postgres_url: str, kafka_bootstrap: str) -> Iterator[dict[str, Bench
             env, "--replicas", "2", "--runs", str(REPLICA_RUNS), "--no-peer", "--concurrency", "16", "--throughput-only"
         ),
         "steady": Bench(env, "--steady-only", "--rate", "30", "--steady-seconds", "1"),
+        "rebuild": Bench(env, "--rebuild-only", "--rebuild-events", "2000"),
         "everything": Bench(
             env,
             *("--runs", "60", "--concurrency", "8", "--rate", "40,20", "--steady-seconds", "1"),
@@ -138,6 +140,14 @@ def test_bench_steady_only_runs_just_the_steady_phases(benches: dict[str, Bench]
     assert {"submit_to_started_p99_at_30_per_s", "steady_stage_commit_to_published_p99_at_30_per_s"} <= names
     assert not names & {"testjob_submissions_per_s", "end_to_end_runs_per_s", "relay_messages_per_s"}
     assert not any(name.startswith("peer_") for name in names)
+
+
+def test_bench_rebuild_only_runs_just_the_rebuild_phase(benches: dict[str, Bench]) -> None:
+    figures = benches["rebuild"].figures()
+    assert figures["rebuild_events"] >= 2000
+    assert figures["rebuild_events_per_s"] > 0 and figures["submitted_during_rebuild"] > 0
+    assert not set(figures) & {"testjob_submissions_per_s", "end_to_end_runs_per_s", "relay_messages_per_s"}
+    assert not any(name.startswith("peer_") for name in figures)
 
 
 def test_two_of_each_role_execute_every_run_once(benches: dict[str, Bench]) -> None:

@@ -141,12 +141,12 @@ async def test_an_injected_failure_leaves_the_live_tables_untouched(
     flushes = 0
     flush = batch.Batch.flush
 
-    async def failing_flush(self: batch.Batch, conn: Any) -> None:
+    async def failing_flush(self: batch.Batch, conn: Any, *rest: Any) -> None:
         nonlocal flushes
         flushes += 1
         if flushes == 3:
             raise OSError("disk gone")
-        await flush(self, conn)
+        await flush(self, conn, *rest)
 
     monkeypatch.setattr(batch.Batch, "flush", failing_flush)
     with pytest.raises(OSError, match="disk gone"):

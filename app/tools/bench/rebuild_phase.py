@@ -2,11 +2,14 @@
 operator runs it, its memory sampled, while TestJobs arrive over HTTP at a steady rate."""
 
 import asyncio
+import json
 import os
 import re
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID, uuid4
 
 import psutil
@@ -18,6 +21,7 @@ from app.progress import ProgressBar
 from app.tools.bench.figures import Report, percentile
 from app.tools.bench.load import ApiConnections, LoadError
 from app.tools.bench.measure import test_job
+from app.tools.bench.profile import SAMPLES_PER_SECOND, Profile
 from app.tools.bench.stack import BenchStack
 from domain.runs import JobRun
 from domain.status import RunStatus
@@ -31,8 +35,14 @@ _RESULT = re.compile(r"read models rebuilt from (\d+) events in ([\d.]+)s")
 
 
 async def rebuild_phase(
-    stack: BenchStack, container: Container, api: ApiConnections, report: Report, minimum_events: int
+    stack: BenchStack,
+    container: Container,
+    api: ApiConnections,
+    report: Report,
+    minimum_events: int,
+    profile: Path | None = None,
 ) -> None:
+    """With `profile`, py-spy samples the rebuild command and writes rebuild.txt and a summary there."""
     await load_events(container, minimum_events)
     before: list[float] = []  # the same load without a rebuild, to tell the rebuild's share from the machine's
     stop = asyncio.Event()
@@ -46,7 +56,7 @@ async def rebuild_phase(
     submitting = asyncio.create_task(_submit_steadily(api, latencies, stop))
     began = time.perf_counter()
     try:
-        replayed, seconds, peak_rss = await _run_rebuild(stack)
+        replayed, seconds, peak_rss, cpu_seconds = await _run_rebuild(stack, profile)
     finally:
         stop.set()
         wall = time.perf_counter() - began
@@ -54,6 +64,8 @@ async def rebuild_phase(
     report.add("rebuild_events", replayed, "events")
     report.add("rebuild_events_per_s", replayed / seconds, "events/s", ">= 100000")
     report.add("rebuild_peak_rss_mib", peak_rss / 2**20, "MiB", "<= 256 for 1M+ events")
+    # Its own CPU (not its database backends'), which a busy or shared host does not change as it does the rate.
+    report.add("rebuild_cpu_us_per_event", cpu_seconds / max(replayed, 1) * 1e6, "us")
     report.add("submitted_during_rebuild", len(latencies), "runs")
     report.add("submitted_per_s_during_rebuild", len(latencies) / wall, "runs/s", f"{SUBMIT_RATE} asked")
     report.add("submit_latency_during_rebuild_p50", percentile(latencies, 50), "ms")
@@ -101,8 +113,8 @@ def _finished_run_events() -> list[tuple[int, str, bytes]]:
     ]
 
 
-async def _run_rebuild(stack: BenchStack) -> tuple[int, float, int]:
-    """Run the command; how many events it replayed, in how long (as it reports), and its peak RSS."""
+async def _run_rebuild(stack: BenchStack, profile: Path | None) -> tuple[int, float, int, float]:
+    """Run the command; how many events it replayed, in how long (as it reports), its peak RSS and CPU seconds."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -119,19 +131,44 @@ async def _run_rebuild(stack: BenchStack) -> tuple[int, float, int]:
         stderr=asyncio.subprocess.PIPE,
     )
     watched = psutil.Process(process.pid)
-    peak = 0
+    peak, cpu_seconds = 0, 0.0
+    sampler = _py_spy(process.pid, profile) if profile else None
     communicating = asyncio.create_task(process.communicate())
     while not communicating.done():
         try:
             peak = max(peak, watched.memory_info().rss)
+            times = watched.cpu_times()
+            cpu_seconds = times.user + times.system
         except psutil.Error:
             pass
         await asyncio.sleep(0.05)
     out, err = communicating.result()
+    if sampler is not None and profile is not None:
+        await asyncio.to_thread(sampler.wait, 60)  # py-spy writes its output when the process it samples ends
+        _summarize(profile, cpu_seconds)
     found = _RESULT.search(out.decode())
     if process.returncode != 0 or found is None:
         raise LoadError(f"projections rebuild failed ({process.returncode}): {err.decode()[-2000:]}")
-    return int(found[1]), float(found[2]), peak
+    return int(found[1]), float(found[2]), peak, cpu_seconds
+
+
+def _py_spy(pid: int, out_dir: Path) -> "subprocess.Popen[bytes]":
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--format", "raw"]
+    command += ["--rate", str(SAMPLES_PER_SECOND), "--nonblocking", "--output", str(out_dir / "rebuild.txt")]
+    with (out_dir / "rebuild.py-spy.log").open("wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _summarize(out_dir: Path, cpu_seconds: float) -> None:
+    collapsed = out_dir / "rebuild.txt"
+    if not collapsed.exists():
+        print(f"# profile: no profile of the rebuild (see {out_dir / 'rebuild.py-spy.log'})")
+        return
+    profile = Profile.parse(collapsed.read_text())
+    (out_dir / "rebuild.speedscope.json").write_text(json.dumps(profile.speedscope("rebuild")))
+    (out_dir / "rebuild-summary.txt").write_text(profile.summary("rebuild", cpu_seconds) + "\n")
+    print(f"# profile of the rebuild in {out_dir} (rebuild-summary.txt)")
 
 
 async def _submit_steadily(api: ApiConnections, latencies: list[float], stop: asyncio.Event) -> None:

@@ -36,7 +36,10 @@ class BenchOptions:
     replicas: int = 1  # processes of each role (API, relay, worker)
     throughput_only: bool = False  # only the throughput phase (and the peers)
     steady_only: bool = False  # only the steady phases: a quick look at latency
-    profile: Path | None = None  # where py-spy profiles of the roles in the throughput (or steady-only) phases go
+    rebuild_only: bool = False  # only the rebuild phase
+    profile: Path | None = (
+        None  # py-spy profiles of the roles in the throughput (or steady-only) phases, or the rebuild
+    )
     history: int = 0  # > 0: load this many events of history, then measure again (app/tools/bench/history.py)
     gets: int = 2000  # GET of a run, in the GET phase
 
@@ -49,7 +52,7 @@ def run_bench(settings: Settings, options: BenchOptions) -> Report:
         measure.peak_memory(stack, report)
         if stack.trace_sink_url is not None:
             measure.spans_exported(stack.trace_sink_url, report)
-        if options.peer and not options.steady_only:
+        if options.peer and not options.steady_only and not options.rebuild_only:
             database_url = stack.settings.required_database_url
             asyncio.run(_peer(database_url, database_url + "_peer", report, options))
             _celery_peer(work, report, options)
@@ -72,6 +75,12 @@ async def _measure(stack: object, report: Report, options: BenchOptions) -> None
         warm_up, _, _ = await measure.submit(api, 200, 16)
         if options.steady_only:
             await _steady_phases(stack, container, api, report, options)
+            return
+        if options.rebuild_only:
+            await measure.wait_succeeded(container, warm_up)
+            await measure.settle(container)
+            print(f"# projections rebuild over at least {options.rebuild_events} events")
+            await rebuild_phase(stack, container, api, report, options.rebuild_events, options.profile)
             return
         if options.throughput_only:
             await measure.wait_succeeded(container, warm_up)  # done before the phase's counters start

@@ -1,0 +1,86 @@
+"""decode_events (what a rebuild reads with) gives exactly what decode_event gives, row by row, whether its
+typed decoder takes a stored state or hands it to decode_event."""
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+import msgspec
+
+from app.adapters.codec import decode_event, decode_events, encode_event
+from app.adapters.json_limits import MAX_STORED_DEPTH, UNRENDERABLE
+from domain.endpoints import Endpoint
+from domain.environments import Environment
+from domain.tasks import TaskSpec
+from projections.written import WrittenKeys
+from tests.unit.test_codec_and_fold import finished_run
+
+Row = tuple[int, UUID, int, str, bytes]
+
+
+def rows_of(events: list[Any]) -> list[Row]:
+    return [(n, *encode_event(event)) for n, event in enumerate(events, 1)]
+
+
+def assert_decoded_alike(rows: list[Row]) -> None:
+    expected = [(position, decode_event(*row)) for position, *row in rows]
+    got = decode_events(rows)
+    assert [position for position, _ in got] == [position for position, _ in expected]
+    for (_, event), (_, reference) in zip(got, expected, strict=True):
+        assert type(event) is type(reference)
+        assert event.__dict__ == reference.__dict__
+
+
+def test_events_of_every_kind_decode_as_decode_event_decodes_them() -> None:
+    run = finished_run()
+    events: list[Any] = run.collect_events()
+    run.create_task(TaskSpec("k", name="fetch", delay_until=datetime(2026, 1, 2, tzinfo=UTC)), datetime.now(UTC))
+    events += run.collect_events()  # a typed value (a Task), at class version 2
+    endpoint = Endpoint(id=uuid4(), environment_id=str(uuid4()), slug="ep", url="http://127.0.0.1:1/api")
+    endpoint.index([{"id": "job", "version": "1.0.0", "event": {"name": "order.placed"}}], ["dyn"])
+    environment = Environment(id=uuid4(), slug="prod", type="PRODUCTION", api_key_hash="h")
+    events += endpoint.collect_events() + environment.collect_events()
+    rows = rows_of(events)
+    assert_decoded_alike(rows)
+    assert isinstance(decode_events(rows)[1][1].__dict__["lease_until"], datetime)
+
+
+def test_states_the_typed_decoder_cannot_take_are_decoded_by_decode_event() -> None:
+    created = finished_run().collect_events()[0]
+    _, originator_id, version, topic, state = rows_of([created])[0]
+    values = msgspec.json.decode(state)
+    deep: Any = "bottom"
+    for _ in range(MAX_STORED_DEPTH + 5):
+        deep = [deep]
+    odd_time = {**values, "timestamp": "2026-01-01"}  # fromisoformat reads a date alone; msgspec refuses it
+    indexed_v1 = {  # an older class version: upcast
+        "timestamp": "2026-01-01T00:00:00.000001+00:00",
+        "originator_topic": "jobs.Endpoint",
+        "environment_id": str(uuid4()),
+        "jobs": [{"id": "j", "version": "1.0.0"}],
+    }
+    rows: list[Row] = [
+        (1, originator_id, version, topic, msgspec.json.encode({**values, "tags": deep})),
+        (2, originator_id, version, topic, msgspec.json.encode(odd_time)),
+        (3, uuid4(), 2, "jobs.Endpoint.EndpointIndexed", msgspec.json.encode(indexed_v1)),
+    ]
+    assert_decoded_alike(rows)
+    decoded = [event for _, event in decode_events(rows)]
+    assert UNRENDERABLE in repr(decoded[0].__dict__["tags"])
+    assert decoded[1].__dict__["timestamp"] == datetime(2026, 1, 1)
+    assert decoded[2].__dict__["dynamic_schedules"] == []
+
+
+def test_written_keys_never_forget_a_key() -> None:
+    written = WrittenKeys(bits=1 << 12)  # small: many keys share bits, as a full filter's do
+    keys = [(uuid4(),) for _ in range(2000)]
+    for key in keys:
+        written.add("run_status", key)
+    assert all(written.may_hold("run_status", key) for key in keys)
+    fresh = [(uuid4(),) for _ in range(2000)]
+    assert not all(written.may_hold("run_status", key) for key in fresh)
+    roomy = WrittenKeys()
+    roomy.add("jobs", (keys[0][0], "slug"))
+    assert roomy.may_hold("jobs", (keys[0][0], "slug"))
+    assert not roomy.may_hold("jobs", (keys[0][0], "other"))
+    assert not roomy.may_hold("run_status", keys[0])
