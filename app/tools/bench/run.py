@@ -37,9 +37,7 @@ class BenchOptions:
     throughput_only: bool = False  # only the throughput phase (and the peers)
     steady_only: bool = False  # only the steady phases: a quick look at latency
     rebuild_only: bool = False  # only the rebuild phase
-    profile: Path | None = (
-        None  # py-spy profiles of the roles in the throughput (or steady-only) phases, or the rebuild
-    )
+    profile: Path | None = None  # py-spy profiles: the roles in the throughput (or steady) phases, or the rebuild
     history: int = 0  # > 0: load this many events of history, then measure again (app/tools/bench/history.py)
     gets: int = 2000  # GET of a run, in the GET phase
 
