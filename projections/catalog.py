@@ -1,13 +1,12 @@
 """Environments, endpoints, jobs and job versions, projected from Environment and Endpoint events."""
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from domain.endpoints import Endpoint
 from domain.environments import Environment
 from projections import tables
-from projections.changes import Change, Handler, Kind, as_uuid, first_handler
+from projections.changes import Change, Handler, Kind, Projector, as_uuid
 
 
 def _environment_created(event: Any) -> Sequence[Change]:
@@ -118,14 +117,6 @@ HANDLERS: dict[type, Handler] = {
     Endpoint.EndpointIndexed: _endpoint_indexed,
     Endpoint.JobDeleted: _job_deleted,
 }
-EVENTS = tuple(HANDLERS)
-
-
-def changes(event: Any) -> Sequence[Change]:
-    handler = handler_for(event.__class__)
-    return handler(event) if handler else ()
-
-
-@functools.cache
-def handler_for(event_class: type) -> Handler | None:
-    return first_handler(HANDLERS, event_class)
+changes = Projector(HANDLERS)
+EVENTS = changes.events
+handler_for = changes.handler_for

@@ -56,7 +56,18 @@ _PARSED_AT_MOST = 4096
 Handler = Callable[[Any], Sequence[Change]]
 
 
-def first_handler(handlers: dict[type, Handler], event_class: type) -> Handler | None:
-    """The handler of the first class listed that the event class is or derives from (as a `match` on the
-    classes in that order would choose); callers cache it per class."""
-    return next((handler for cls, handler in handlers.items() if issubclass(event_class, cls)), None)
+class Projector:
+    """One read model's projector: what each event class changes (`handlers`). A class matches the first entry
+    it is or derives from (as a `match` on the classes in that order would choose)."""
+
+    def __init__(self, handlers: dict[type, Handler]) -> None:
+        self.handlers = handlers
+        self.events = tuple(handlers)
+        self.handler_for = functools.cache(self._first_handler)
+
+    def _first_handler(self, event_class: type) -> Handler | None:
+        return next((handler for cls, handler in self.handlers.items() if issubclass(event_class, cls)), None)
+
+    def __call__(self, event: Any) -> Sequence[Change]:
+        handler = self.handler_for(event.__class__)
+        return handler(event) if handler else ()

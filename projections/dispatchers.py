@@ -1,13 +1,12 @@
 """The event dispatchers still waiting (io.waitForEvent), projected from EventDispatcher events: what an
 event recorded in an environment is matched against."""
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from domain.dispatchers import EventDispatcher
 from projections import tables
-from projections.changes import Change, Handler, Kind, as_uuid, first_handler
+from projections.changes import Change, Handler, Kind, Projector, as_uuid
 
 
 def _created(event: Any) -> Sequence[Change]:
@@ -43,14 +42,6 @@ HANDLERS: dict[type, Handler] = {
     EventDispatcher.DispatcherCreated: _created,
     EventDispatcher.DispatcherMatched: _matched,
 }
-EVENTS = tuple(HANDLERS)
-
-
-def changes(event: Any) -> Sequence[Change]:
-    handler = handler_for(event.__class__)
-    return handler(event) if handler else ()
-
-
-@functools.cache
-def handler_for(event_class: type) -> Handler | None:
-    return first_handler(HANDLERS, event_class)
+changes = Projector(HANDLERS)
+EVENTS = changes.events
+handler_for = changes.handler_for

@@ -1,13 +1,12 @@
 """The run-status read model: one row per run, what GET /api/v2/runs/{runId} answers from."""
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from domain.runs import JobRun
 from domain.status import RunStatus
 from projections import tables
-from projections.changes import Change, Handler, Kind, as_uuid, first_handler
+from projections.changes import Change, Handler, Kind, Projector, as_uuid
 
 _QUEUED = RunStatus.QUEUED.value
 _EXECUTING = RunStatus.EXECUTING.value
@@ -151,14 +150,6 @@ HANDLERS: dict[type, Handler] = {
     JobRun.RunContinued: _continued,
     JobRun.RunCompleted: _completed,
 }
-EVENTS = tuple(HANDLERS)
-
-
-def changes(event: Any) -> Sequence[Change]:
-    handler = handler_for(event.__class__)
-    return handler(event) if handler else ()
-
-
-@functools.cache
-def handler_for(event_class: type) -> Handler | None:
-    return first_handler(HANDLERS, event_class)
+changes = Projector(HANDLERS)
+EVENTS = changes.events
+handler_for = changes.handler_for

@@ -1,13 +1,12 @@
 """Schedules and queues, projected from Schedule and Queue events."""
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 from domain.queues import Queue
 from domain.schedules import Schedule
 from projections import tables
-from projections.changes import Change, Handler, Kind, as_uuid, first_handler
+from projections.changes import Change, Handler, Kind, Projector, as_uuid
 
 
 def _registered(event: Any) -> Sequence[Change]:
@@ -109,14 +108,6 @@ HANDLERS: dict[type, Handler] = {
     Queue.QueueCreated: _queue_created,
     Queue.QueueLimitChanged: _limit_changed,
 }
-EVENTS = tuple(HANDLERS)
-
-
-def changes(event: Any) -> Sequence[Change]:
-    handler = handler_for(event.__class__)
-    return handler(event) if handler else ()
-
-
-@functools.cache
-def handler_for(event_class: type) -> Handler | None:
-    return first_handler(HANDLERS, event_class)
+changes = Projector(HANDLERS)
+EVENTS = changes.events
+handler_for = changes.handler_for
