@@ -157,7 +157,7 @@ class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._reads = reading(engine)
-        self._commits = group_commit(self._gathered)
+        self._commits = group_commit(self._gathered, ConcurrencyConflict)
         self._loads: Coalescer[UUID, list[DomainEvent]] = Coalescer(self._load_many)
 
     @asynccontextmanager

@@ -28,6 +28,10 @@ from projections.apply import Fold
 from projections.run_status import changes as run_status_changes
 
 TEST_ID_TRIES = 5
+# After a test event id of a job was found taken by another process, this process's ids of that job carry its own
+# tag for this long (`test:<name>:<epoch ms>:<tag>`): several API processes testing one job fast would otherwise
+# take the same milliseconds over and over, and each clash fails a whole group commit of writes.
+CONTENDED_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,8 @@ class Runs:
         self.catalog = catalog
         self.url_policy = url_policy
         self._last_test_ms: dict[tuple[UUID, str], int] = {}
+        self._contended_until: dict[tuple[UUID, str], float] = {}
+        self._tag = uuid4().hex[:12]  # this process's, for test event ids of a job other processes test too
 
     # -- creating -----------------------------------------------------------------------------------
 
@@ -61,19 +67,21 @@ class Runs:
     ) -> CreatedRun:
         """TestJob: record a test event and create its run, with the run's execution in the outbox."""
         job = await self.catalog.job_version(env, job_slug, version)
+        key = (env.id, job.event_name)
         for attempt in range(TEST_ID_TRIES):
-            event_id = test_event_id(job.event_name, self._test_epoch_ms((env.id, job.event_name)))
+            event_id = test_event_id(job.event_name, self._test_epoch_ms(key))
             if attempt == TEST_ID_TRIES - 1:
-                # Other processes keep taking the same milliseconds (several APIs testing one job very fast):
-                # leave the `test:<name>:<epoch ms>` shape rather than fail the request.
-                event_id = f"{event_id}:{uuid4().hex[:12]}"
+                event_id = f"{event_id}:{uuid4().hex[:12]}"  # rather than fail the request
+            elif self._contended(key):
+                event_id = f"{event_id}:{self._tag}"
             test_payload = payload if payload is not None else {}
             record = new_record(env, event_id, job.event_name, test_payload, {}, job.event_source, is_test=True)
             run = new_run(uuid4(), job, record, options)
             try:
                 await self.save_new(record, [run])
-            except ConcurrencyConflict:
-                continue  # another process's test event of this job took this id
+            except ConcurrencyConflict:  # another process's test event of this job took this id
+                self._contend(key)
+                continue
             return CreatedRun(run.id, record.event_id)
         raise Unprocessable("too many test runs of this job at the same moment; try again")
 
@@ -87,6 +95,15 @@ class Runs:
             self._last_test_ms.clear()
         self._last_test_ms[key] = ms
         return ms
+
+    def _contended(self, key: tuple[UUID, str]) -> bool:
+        until = self._contended_until.get(key)
+        return until is not None and time.monotonic() < until
+
+    def _contend(self, key: tuple[UUID, str]) -> None:
+        if len(self._contended_until) > 10_000:
+            self._contended_until.clear()
+        self._contended_until[key] = time.monotonic() + CONTENDED_SECONDS
 
     async def invoke(
         self,

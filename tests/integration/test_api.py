@@ -217,9 +217,9 @@ async def test_concurrent_testjobs_of_one_job_get_distinct_event_ids_even_agains
     )
     container.service.runs._last_test_ms[(environment.id, "compat.return")] = taken_from - 1
 
-    # Four milliseconds in a row are taken: the fifth try leaves the plain shape rather than fail.
+    # The first try's millisecond is taken: from then on this process tags its test ids of this job.
     first = await container.service.runs.test(environment, "return-value", {}, None)
-    shape = re.fullmatch(r"test:compat\.return:(\d+):[0-9a-f]{12}", first.event_id)
+    shape = re.fullmatch(r"test:compat\.return:(\d+):([0-9a-f]{12})", first.event_id)
     assert shape is not None and taken_from <= int(shape[1]) < taken_from + 2000, first.event_id
 
     created = await asyncio.gather(
@@ -228,6 +228,7 @@ async def test_concurrent_testjobs_of_one_job_get_distinct_event_ids_even_agains
 
     event_ids = [c.event_id for c in created]
     assert len(set(event_ids)) == 30
+    assert {e.rsplit(":", 1)[1] for e in event_ids} == {shape[2]}  # this process's tag, not a random suffix each
     assert not set(event_ids) & set(taken)
     assert all(e.startswith("test:compat.return:") for e in event_ids)
     records = [await container.store.get(ids.event_record_id(str(environment.id), e), EventRecord) for e in event_ids]

@@ -1,10 +1,14 @@
 """Coalescing and the short-lived cache: concurrent calls batched or shared, each caller its own outcome."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
 from app.adapters.coalesce import Coalescer
+from app.adapters.group_commit import Write, group_commit
 from app.adapters.ttl_cache import TtlCache
 
 
@@ -105,3 +109,54 @@ async def test_callers_do_not_wait_forever_on_a_handler_cancelled_at_shutdown() 
         task.cancel()
     results = await asyncio.wait_for(asyncio.gather(*calls, later, return_exceptions=True), timeout=5)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
+
+
+class _Conflict(Exception):
+    pass
+
+
+class _Recorder:
+    """A transaction that records what each attempt carried; it fails when it carries a write named `bad`."""
+
+    def __init__(self, error: type[Exception]) -> None:
+        self.error = error
+        self.attempts: list[list[str]] = []
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator["_Recorder"]:
+        self.carried: list[str] = []
+        yield self
+        self.attempts.append(self.carried)
+        if any(name.startswith("bad") for name in self.carried):
+            raise self.error(f"{self.carried} holds a bad write")
+
+    async def append(self, events: Sequence[Any]) -> None:
+        self.carried.extend(events)
+
+    async def enqueue(self, *messages: Any) -> None:
+        pass
+
+
+async def test_a_conflicting_write_splits_its_group_commit_rather_than_committing_each_write_alone() -> None:
+    recorder = _Recorder(_Conflict)
+    commits = group_commit(recorder, _Conflict, concurrency=1)
+    names = [f"ok{i}" for i in range(63)]
+    names.insert(40, "bad")
+    outcomes = await asyncio.gather(*(commits(Write([name])) for name in names), return_exceptions=True)
+
+    assert isinstance(outcomes[40], _Conflict)
+    assert [o for i, o in enumerate(outcomes) if i != 40] == [None] * 63
+    assert len(recorder.attempts) <= 2 * 6 + 1  # halves down to the one write: about 2·log2(64), not 64
+    committed = [name for attempt in recorder.attempts if "bad" not in attempt for name in attempt]
+    assert sorted(committed) == sorted(names[:40] + names[41:])  # each good write committed once
+
+
+async def test_a_group_commit_failing_otherwise_commits_each_write_alone() -> None:
+    recorder = _Recorder(ValueError)
+    commits = group_commit(recorder, _Conflict, concurrency=1)
+    names = ["ok0", "bad", "ok1", "ok2"]
+    outcomes = await asyncio.gather(*(commits(Write([name])) for name in names), return_exceptions=True)
+
+    assert isinstance(outcomes[1], ValueError)
+    assert [outcomes[i] for i in (0, 2, 3)] == [None] * 3
+    assert recorder.attempts == [names, ["ok0"], ["bad"], ["ok1"], ["ok2"]]
