@@ -21,11 +21,12 @@ HELD_BACK_POLL_SECONDS = 0.1  # how soon a relay held back by max_in_flight look
 # How soon a relay that found rows due but could claim none (another relay holds them until it has published
 # them) looks again, unless woken first: without it, it would claim nothing over and over meanwhile.
 CONTENDED_POLL_SECONDS = 0.05
-# A relay claims at most once per this many seconds per live relay, unless its last batch was full: every
-# commit of every API process sends a NOTIFY, which wakes every relay, and a claim has a fixed cost (a
-# transaction, a produce request, and downstream a fetch and smaller batches for the workers) whatever it
-# carries. So together the relays claim at most ~200 times a second, however many processes commit, for at
-# most a few milliseconds more from commit to publish.
+# A relay claims at most once per this many seconds (or per its last claim's duration, if longer) per live
+# relay, unless its last batch was full: every commit of every API process sends a NOTIFY, which wakes every
+# relay, and a claim has a fixed cost (a transaction, a produce request, and downstream a fetch and smaller
+# batches for the workers) whatever it carries. So together the relays claim about as often as one relay
+# would, however many there are and however many processes commit: n relays each claiming back to back would
+# carry batches n times smaller, at n times the cost a row (two relays on one machine halved throughput).
 CLAIM_INTERVAL_SECONDS = 0.005
 SHARE_REFRESH_SECONDS = 1.0  # how often a relay looks which relays are live (a dead one's share is taken then)
 
@@ -61,6 +62,7 @@ class OutboxRelay:
         self._share_looked_at = -SHARE_REFRESH_SECONDS
         self.claim_interval = claim_interval
         self._claimed_at = -claim_interval
+        self._claim_took = 0.0
         self._last_full = False
         self._wake = asyncio.Event()
         self.failures = Failures(log, "outbox relay: publishing")
@@ -137,6 +139,7 @@ class OutboxRelay:
                 self.failures.failed(error, self.poll_seconds, traceback=not is_unavailable(error))
                 await asyncio.sleep(self.poll_seconds)
                 continue
+            self._claim_took = time.monotonic() - self._claimed_at
             self.failures.succeeded()
             self._last_full = published == self.batch_size
             if self._last_full:
@@ -153,10 +156,12 @@ class OutboxRelay:
                 pass
 
     async def _pace(self) -> None:
-        """Let rows gather until the claim interval (per live relay) has passed, unless a backlog is draining."""
+        """Let rows gather until the claim interval, or the last claim's duration, has passed once per live relay
+        since the last claim started, unless a backlog is draining."""
         if self._last_full:
             return
-        wait = self._claimed_at + self.claim_interval * self.share.count - time.monotonic()
+        due = next_claim_at(self._claimed_at, self._claim_took, self.claim_interval, self.share.count)
+        wait = due - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
 
@@ -170,6 +175,12 @@ class OutboxRelay:
         if due_in <= 0 and claimed_none:
             return CONTENDED_POLL_SECONDS
         return max(0.0, min(due_in, self.poll_seconds))
+
+
+def next_claim_at(last_started: float, last_took: float, interval: float, relays: int) -> float:
+    """When a relay claims next: once the claim interval, or its last claim's duration if longer, has passed
+    once per live relay since its last claim started (alone, a claim that took longer waits no more)."""
+    return last_started + max(interval, last_took) * relays
 
 
 def _headers(outbox_id: int, headers: dict[str, str]) -> list[tuple[str, bytes]]:
