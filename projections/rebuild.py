@@ -3,7 +3,7 @@
 1. Shadow tables are made like the live ones (projections.shadow), in their own schema.
 2. The bulk pass reads the events in order and folds them in bounded batches (projections.batch), each flushed
    into the shadow while the next one is read: memory stays flat however many events there are.
-3. Then the other indexes are built, and passes catch up with the events appended meanwhile until one finds
+3. Then the other indexes are built, two at once, and passes catch up with the events appended meanwhile until one finds
    only a few.
 4. One short transaction locks out appends (SHARE on events, waiting for running ones), applies the last
    events, and swaps the tables by renames. It gives up its locks after a short wait (LOCK_TIMEOUTS_MS, longer
@@ -33,6 +33,7 @@ from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read
 FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
+INDEX_BUILDERS = 2  # connections building the shadow's indexes at once (the writer pool holds them and the lock's)
 SMALL_TAIL = 500  # catch up until a pass reads fewer events than this, then swap (appends wait for the rest)
 # Longest wait for a lock in the swap's transaction, attempt by attempt: appends queue behind that wait, so it is
 # short, and longer only when short ones keep failing (appends that run longer, a long reader).
@@ -142,11 +143,7 @@ class _Rebuild:
         await self._pass()
         log.info("bulk pass over %d events in %.1fs", self.replayed, time.perf_counter() - began)
         began = time.perf_counter()
-        async with self.writer.begin() as conn:
-            if self.backend_niceness:
-                # Parallel workers would build them beside the backend, not niced: the writers' CPU.
-                await conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
-            await shadow.create_indexes(conn)
+        await self._build_indexes()
         log.info("indexes built in %.1fs", time.perf_counter() - began)
         began, passes, caught_up = time.perf_counter(), 1, await self._pass()
         while caught_up >= SMALL_TAIL:
@@ -158,6 +155,30 @@ class _Rebuild:
         if self.progress:
             self.progress(self.replayed, self.replayed)
         return self.replayed
+
+    async def _build_indexes(self) -> None:
+        """The other indexes, then the statistics, each statement in its own transaction, INDEX_BUILDERS at once
+        (an index build is one backend's sort: on its own it leaves the other cores idle)."""
+        async with self.writer.connect() as conn:
+            statements = await shadow.index_statements(conn)
+        await self._run_at_once(statements)
+        await self._run_at_once(shadow.analyze_statements())
+
+    async def _run_at_once(self, statements: list[str]) -> None:
+        waiting = list(reversed(statements))
+
+        async def builder() -> None:
+            while waiting:
+                statement = waiting.pop()
+                async with self.writer.begin() as conn:
+                    if self.backend_niceness:
+                        # Parallel workers would build it beside the backend, not niced: the writers' CPU.
+                        await conn.execute(text("SET LOCAL max_parallel_maintenance_workers = 0"))
+                    await conn.execute(text(statement))
+
+        async with asyncio.TaskGroup() as builders:  # one failing stops the others
+            for _ in range(INDEX_BUILDERS):
+                builders.create_task(builder())
 
     async def _pass(self) -> int:
         """Replay the events after the position, up to the end as of now; returns how many it read. The next page

@@ -77,16 +77,22 @@ async def create_tables(conn: AsyncConnection) -> None:
             await conn.execute(text(f"GRANT {privilege} ON {shadow} TO {grantee}"))
 
 
-async def create_indexes(conn: AsyncConnection) -> None:
-    """The live tables' other indexes, under their names, on the filled shadow tables; then fresh statistics,
-    so the planner knows the new tables from the first query after the swap."""
+async def index_statements(conn: AsyncConnection) -> list[str]:
+    """What builds the live tables' other indexes, under their names, on the filled shadow tables (each statement
+    independent of the others, so they may run at once on several connections)."""
+    statements = []
     for table in READ_MODELS:
         for (definition,) in (await conn.execute(_INDEXES, {"table": _live(table)})).all():
             target = f" ON {_live(table)} "
             if target not in definition:
                 raise RuntimeError(f"unexpected index definition on {table.name}: {definition}")
-            await conn.execute(text(definition.replace(target, f" ON {SHADOW}.{table.name} ", 1)))
-        await conn.execute(text(f"ANALYZE {SHADOW}.{table.name}"))
+            statements.append(definition.replace(target, f" ON {SHADOW}.{table.name} ", 1))
+    return statements
+
+
+def analyze_statements() -> list[str]:
+    """Fresh statistics of the shadow tables, so the planner knows them from the first query after the swap."""
+    return [f"ANALYZE {SHADOW}.{table.name}" for table in READ_MODELS]
 
 
 async def lock_live(conn: AsyncConnection) -> None:

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import text
 
 from app.adapters import kafka
-from app.adapters.outbox import Outbox
+from app.adapters.outbox import _ACKNOWLEDGE, Outbox, Published
 from app.adapters.store import EventStore, OutboxMessage
 from app.settings import Settings
 from relay.outbox_relay import OutboxRelay
@@ -189,3 +189,26 @@ async def test_a_relay_keeps_at_most_max_in_flight_messages_published_and_not_ha
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_marking_published_and_acknowledging_commit_without_waiting_for_the_disk(
+    store: EventStore, topic: str
+) -> None:
+    """Each statement turns synchronous_commit off for its own transaction (no SET LOCAL round trip before it)."""
+    setting = text("SELECT current_setting('synchronous_commit')")
+    await enqueue(store, topic, 2)
+    outbox = Outbox(store.engine)
+    async with outbox.claim(10) as claim:
+        assert (await claim.conn.execute(setting)).scalar() == "on"
+        first, second = claim.rows
+        await claim.published([Published(first.id, topic, 0, 7), Published(second.id, topic, 0, 8)])
+        assert (await claim.conn.execute(setting)).scalar() == "off"
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(setting)).scalar() == "on"  # only that transaction's
+        marked = (await conn.execute(text("SELECT count(*) FROM outbox WHERE kafka_offset IN (7, 8)"))).scalar()
+    assert marked == 2
+    await outbox.acknowledge([first.id])
+    async with store.engine.begin() as conn:  # the same statement, in a transaction that shows its setting
+        await conn.execute(_ACKNOWLEDGE, {"ids": [second.id]})
+        assert (await conn.execute(setting)).scalar() == "off"
+    assert await count(store.engine, "outbox") == 0

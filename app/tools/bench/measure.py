@@ -188,16 +188,22 @@ SERVICE_KINDS = ("api", "relay", "worker", "postgres", "broker")
 
 
 def cpu_figures(
-    report: Report, before: dict[str, float], after: dict[str, float], load_seconds: float, runs: int
+    report: Report,
+    before: dict[str, float],
+    after: dict[str, float],
+    load_seconds: float | None,
+    runs: int,
+    suffix: str = "",
 ) -> None:
-    """CPU milliseconds one run cost in the throughput phase: the service's processes together (roles,
-    PostgreSQL with its backends, the broker) and each of them; the load generator and the no-op endpoint apart."""
+    """CPU milliseconds one run cost in a phase: the service's processes together (roles, PostgreSQL with its
+    backends, the broker) and each of them; the no-op endpoint and the load generator (when given) apart."""
     spent = {kind: (after.get(kind, 0.0) - before.get(kind, 0.0)) * 1000 / runs for kind in after}
-    report.add("cpu_ms_per_run", sum(spent.get(kind, 0.0) for kind in SERVICE_KINDS), "ms")
+    report.add(f"cpu_ms_per_run{suffix}", sum(spent.get(kind, 0.0) for kind in SERVICE_KINDS), "ms")
     for kind in (*SERVICE_KINDS, "noop"):
         if kind in spent:
-            report.add(f"cpu_ms_per_run_{kind}", spent[kind], "ms")
-    report.add("cpu_ms_per_run_load", load_seconds * 1000 / runs, "ms")
+            report.add(f"cpu_ms_per_run_{kind}{suffix}", spent[kind], "ms")
+    if load_seconds is not None:
+        report.add(f"cpu_ms_per_run_load{suffix}", load_seconds * 1000 / runs, "ms")
 
 
 def own_cpu_seconds() -> float:
