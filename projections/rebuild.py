@@ -3,8 +3,8 @@
 1. Shadow tables are made like the live ones (projections.shadow), in their own schema.
 2. The bulk pass reads the events in order and folds them in bounded batches (projections.batch), each flushed
    into the shadow while the next one is read: memory stays flat however many events there are.
-3. Then the other indexes are built, two at once, and passes catch up with the events appended meanwhile until one finds
-   only a few.
+3. Then the other indexes are built, two at once, and passes catch up with the events appended meanwhile
+   until one finds only a few.
 4. One short transaction locks out appends (SHARE on events, waiting for running ones), applies the last
    events, and swaps the tables by renames. It gives up its locks after a short wait (LOCK_TIMEOUTS_MS, longer
    only after many tries) rather than queue writers behind a long wait, and tries again after another catch-up.
