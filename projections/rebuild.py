@@ -33,7 +33,7 @@ from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read
 FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
-INDEX_BUILDERS = 2  # connections building the shadow's indexes at once (the writer pool holds them and the lock's)
+INDEX_BUILDERS = 2  # connections building the shadow's indexes at once
 SMALL_TAIL = 500  # catch up until a pass reads fewer events than this, then swap (appends wait for the rest)
 # Longest wait for a lock in the swap's transaction, attempt by attempt: appends queue behind that wait, so it is
 # short, and longer only when short ones keep failing (appends that run longer, a long reader).
@@ -65,7 +65,7 @@ async def rebuild(
     """Replays all events into fresh read-model tables and swaps them in; returns how many events it replayed.
     With `backend_niceness`, the backends filling the shadow run that much nicer (when the database is on this
     host), as the caller's reads should; the swap's does not, as appends wait for it."""
-    writer = _shadow_engine(engine, pool_size=3)
+    writer = _shadow_engine(engine, pool_size=INDEX_BUILDERS + 1)  # and the rebuild lock's connection
     nice_backends(writer, backend_niceness)
     swapper = _shadow_engine(engine, pool_size=1)
     try:
