@@ -7,7 +7,7 @@ from datetime import timedelta
 from aiohttp.abc import AbstractResolver
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters.db import create_engine
+from app.adapters.db import create_engine, dispose
 from app.adapters.endpoint_client import EndpointClient
 from app.adapters.health import Readiness
 from app.adapters.outbox import Outbox
@@ -56,4 +56,4 @@ class Container:
 
     async def close(self) -> None:
         await self.endpoint_client.close()
-        await self.engine.dispose()
+        await dispose(self.engine)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.adapters.db import reading
+from app.adapters.db import direct
+from app.adapters.direct import arguments
 from app.adapters.relay_shares import EVERYTHING, Share
 
 log = logging.getLogger(__name__)
@@ -76,10 +78,21 @@ class Published:
     offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A row due to be published."""
+
+    id: int
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str]
+
+
 class Claim:
     """Due rows held (locked) by one relay until its transaction ends."""
 
-    def __init__(self, conn: AsyncConnection, rows: Sequence[Row[Any]]) -> None:
+    def __init__(self, conn: asyncpg.Connection, rows: Sequence[Due]) -> None:
         self.conn = conn
         self.rows = rows
 
@@ -90,20 +103,21 @@ class Claim:
             "partitions": [p.partition for p in where],
             "offsets": [p.offset for p in where],
         }
-        await self.conn.execute(_MARK_PUBLISHED, params)
+        await self.conn.execute(*arguments(_MARK_PUBLISHED, params))
 
 
 class Outbox:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._reads = reading(engine)
+        self._direct = direct(engine)
 
     @asynccontextmanager
     async def claim(self, limit: int, share: Share = EVERYTHING) -> AsyncIterator[Claim]:
         """Up to `limit` due rows of the relay's `share`, locked against other relays (SKIP LOCKED) until the
         block ends."""
-        async with self.engine.begin() as conn:
-            yield Claim(conn, (await conn.execute(_CLAIM, {"limit": limit, **share.params()})).all())
+        async with self._direct.connection() as conn, conn.transaction():
+            rows = await conn.fetch(*arguments(_CLAIM, {"limit": limit, **share.params()}))
+            yield Claim(conn, [Due(*row) for row in rows])
 
     @asynccontextmanager
     async def listening(self, notified: Callable[[], None]) -> AsyncIterator[None]:
@@ -124,38 +138,32 @@ class Outbox:
 
     async def in_flight(self) -> int:
         """Messages published and not handled yet: what the broker holds for the workers."""
-        async with self.engine.connect() as conn:
-            return int((await conn.execute(_IN_FLIGHT)).scalar_one())
+        return int(await self._direct.fetchval(_IN_FLIGHT, {}))
 
     async def next_due_in(self, share: Share = EVERYTHING) -> float | None:
         """Seconds until the next row not yet published is due for the relay of `share` (negative when one is
         overdue): a row of another share counts from the end of its grace."""
-        async with self._reads.connect() as conn:
-            due = (await conn.execute(_NEXT_DUE, share.params())).scalar()
+        due = await self._direct.fetchval(_NEXT_DUE, share.params())
         return None if due is None else float(due)
 
     async def acknowledge(self, outbox_ids: list[int]) -> None:
         """The messages of these rows were handled: the rows go."""
-        async with self._reads.connect() as conn:  # one statement: its own transaction
-            await conn.execute(_ACKNOWLEDGE, {"ids": outbox_ids})
+        await self._direct.execute(_ACKNOWLEDGE, {"ids": outbox_ids})  # one statement: its own transaction
 
     async def now(self) -> datetime:
-        async with self._reads.connect() as conn:
-            moment: datetime = (await conn.execute(_NOW)).scalar_one()
+        moment: datetime = await self._direct.fetchval(_NOW, {})
         return moment
 
     async def passed(self, topic: str, partition: int, low: int) -> list[int]:
         """Rows published to the partition before offset `low`."""
-        async with self._reads.connect() as conn:
-            rows = await conn.execute(_PASSED, {"topic": topic, "partition": partition, "low": low})
-            return list(rows.scalars())
+        rows = await self._direct.fetch(_PASSED, {"topic": topic, "partition": partition, "low": low})
+        return [row["id"] for row in rows]
 
     async def at_or_past(self, topic: str, partition: int, end: int, before: datetime, limit: int) -> list[Published]:
         """Rows published to the partition at offset `end` or later, acknowledged by the broker before `before`."""
         params = {"topic": topic, "partition": partition, "end": end, "before": before, "n": limit}
-        async with self._reads.connect() as conn:
-            rows = (await conn.execute(_PAST_END, params)).all()
-        return [Published(row.id, topic, partition, row.kafka_offset) for row in rows]
+        rows = await self._direct.fetch(_PAST_END, params)
+        return [Published(row["id"], topic, partition, row["kafka_offset"]) for row in rows]
 
     async def republish(self, outbox_ids: list[int], before: datetime, lock: int) -> int:
         """Make the rows due again (unless published again since `before`), under the advisory `lock`;

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 import msgspec
 from eventsourcing.domain import Aggregate
 from sqlalchemy import Row, text
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.adapters.coalesce import Coalescer
 from app.adapters.codec import DomainEvent, decode_event, decode_events, encode_event
-from app.adapters.db import reading
+from app.adapters.db import direct, reading
 from app.adapters.group_commit import Write, group_commit
 from app.observability import tracing
 from projections.apply import Shape, apply_live, array_params, array_sql, one_round
@@ -157,6 +158,7 @@ class EventStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._reads = reading(engine)
+        self._direct = direct(engine)
         self._commits = group_commit(self._gathered, ConcurrencyConflict)
         self._loads: Coalescer[UUID, list[DomainEvent]] = Coalescer(self._load_many)
 
@@ -192,10 +194,8 @@ class EventStore:
         if messages:
             params.update(_outbox_columns(messages))
         statement = _one_statement(bool(events), shapes, bool(messages))
-        with tracing.span("db transaction", attributes={"db.system": "postgresql"}):
-            async with self._reads.connect() as conn:
-                with _conflicts():
-                    await conn.execute(statement, params)
+        with tracing.span("db transaction", attributes={"db.system": "postgresql"}), _conflicts():
+            await self._direct.execute(statement, params)
 
     async def save(self, *aggregates: Aggregate) -> list[DomainEvent]:
         async with self.transaction() as uow:
@@ -215,8 +215,7 @@ class EventStore:
         return [decode_event(aggregate_id, version, topic, state) for version, topic, state in result]
 
     async def _load_many(self, aggregate_ids: list[UUID]) -> list[list[DomainEvent] | BaseException]:
-        async with self._reads.connect() as conn:
-            result = await conn.execute(_LOAD_MANY, {"ids": list(set(aggregate_ids))})
+        result = await self._direct.fetch(_LOAD_MANY, {"ids": list(set(aggregate_ids))})
         found: dict[UUID, list[DomainEvent]] = {}
         for originator_id, version, topic, state in result:
             found.setdefault(originator_id, []).append(decode_event(originator_id, version, topic, state))
@@ -289,6 +288,10 @@ def _conflicts() -> Iterator[None]:
     except IntegrityError as error:
         if "events_pkey" in str(error.orig):
             raise ConcurrencyConflict(str(error.orig)) from None
+        raise
+    except asyncpg.UniqueViolationError as error:
+        if error.constraint_name == "events_pkey":
+            raise ConcurrencyConflict(str(error)) from None
         raise
 
 

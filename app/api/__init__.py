@@ -3,6 +3,7 @@ handlers, error handlers and OpenAPI description; app/http_app.py serves them be
 
 from typing import Any
 
+import asyncpg
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
@@ -48,6 +49,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: validation_error,
     HTTPException: http_error,
     DBAPIError: database_error,
+    asyncpg.PostgresError: database_error,
     PoolTimeout: database_error,
     SecretKeyError: secrets_unavailable,
     OSError: database_error,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -128,7 +129,7 @@ def database_error(request: AnyRequest, error: Exception) -> Response[dict[str, 
     if is_unavailable(error):
         _unavailable.failed(error)
         return error_response(503, "the database is unavailable; try again shortly")
-    if isinstance(error, DataError):
+    if isinstance(error, DataError | asyncpg.DataError):
         return error_response(400, "the request holds a value the database cannot store")
     return internal_error(request, error)
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy.exc import DBAPIError
 
 from app.adapters import store
 from app.adapters.store import OutboxMessage, UnitOfWork
@@ -162,7 +162,7 @@ async def test_a_failure_after_the_events_leaves_no_event_and_no_outbox_row(
         return params
 
     monkeypatch.setattr(store, "_outbox_columns", not_json_headers)
-    with pytest.raises(DBAPIError, match="json"):
+    with pytest.raises(asyncpg.PostgresError, match="json"):
         await container.service.runs.test(environment, "return-value", {}, None)
     assert await count(container.engine, "events") == before
     assert await count(container.engine, "outbox") == 0

@@ -199,10 +199,10 @@ async def test_marking_published_and_acknowledging_commit_without_waiting_for_th
     await enqueue(store, topic, 2)
     outbox = Outbox(store.engine)
     async with outbox.claim(10) as claim:
-        assert (await claim.conn.execute(setting)).scalar() == "on"
+        assert await claim.conn.fetchval(str(setting)) == "on"
         first, second = claim.rows
         await claim.published([Published(first.id, topic, 0, 7), Published(second.id, topic, 0, 8)])
-        assert (await claim.conn.execute(setting)).scalar() == "off"
+        assert await claim.conn.fetchval(str(setting)) == "off"
     async with store.engine.connect() as conn:
         assert (await conn.execute(setting)).scalar() == "on"  # only that transaction's
         marked = (await conn.execute(text("SELECT count(*) FROM outbox WHERE kafka_offset IN (7, 8)"))).scalar()
