@@ -1,13 +1,15 @@
 """Rebuild every read model from the event store into shadow tables, then swap them in; writers go on meanwhile.
 
-1. Shadow tables are made like the live ones (projections.shadow), in their own schema.
+1. Shadow tables are made like the live ones (projections.shadow), in their own schema, unlogged.
 2. The bulk pass reads the events in order and folds them in bounded batches (projections.batch), each flushed
    into the shadow while the next one is read: memory stays flat however many events there are.
-3. Then the other indexes are built, two at once, and passes catch up with the events appended meanwhile
-   until one finds only a few.
+3. Then the tables are made logged, the other indexes are built, and passes catch up with the events appended
+   meanwhile until one finds only a few. Both write the tables to the WAL, which writers' commits wait behind,
+   so one statement runs at a time.
 4. One short transaction locks out appends (SHARE on events, waiting for running ones), applies the last
-   events, and swaps the tables by renames. It gives up its locks after a short wait (LOCK_TIMEOUTS_MS, longer
-   only after many tries) rather than queue writers behind a long wait, and tries again after another catch-up.
+   events, and swaps the tables by renames. Appends queue behind its lock while it waits, so it waits only a
+   few milliseconds at first, many times, longer only when those keep failing (LOCK_TIMEOUTS_MS), and catches
+   up again between tries.
 
 Until the swap commits the live tables are untouched: a crash leaves the shadow behind, which the next
 rebuild drops. The rebuild's connections see the shadow schema first in their search_path, so the read-model
@@ -33,11 +35,13 @@ from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read
 FLUSH_EVERY = 20_000  # events folded in memory before they are written to the shadow
-INDEX_BUILDERS = 2  # connections building the shadow's indexes at once
+# Connections building the shadow's indexes at once: two halve the builds on an idle host, but write the WAL twice
+# as fast, and under load writers' commits waited longer behind it for no faster rebuild.
+INDEX_BUILDERS = 1
 SMALL_TAIL = 500  # catch up until a pass reads fewer events than this, then swap (appends wait for the rest)
 # Longest wait for a lock in the swap's transaction, attempt by attempt: appends queue behind that wait, so it is
-# short, and longer only when short ones keep failing (appends that run longer, a long reader).
-LOCK_TIMEOUTS_MS = (50,) * 8 + (100,) * 4 + (200,) * 4 + (500,) * 20
+# short, and longer only when short ones keep failing (appends that run longer: a busy disk, a long reader).
+LOCK_TIMEOUTS_MS = (3,) * 60 + (50,) * 8 + (100,) * 4 + (200,) * 4 + (500,) * 20
 
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended('jobs.projections.rebuild', 0))")
 _UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended('jobs.projections.rebuild', 0))")
@@ -143,6 +147,11 @@ class _Rebuild:
         await self._pass()
         log.info("bulk pass over %d events in %.1fs", self.replayed, time.perf_counter() - began)
         began = time.perf_counter()
+        async with self.writer.connect() as conn:
+            statements = await shadow.logged_statements(conn)
+        await self._run_at_once(statements)
+        log.info("logged in %.1fs", time.perf_counter() - began)
+        began = time.perf_counter()
         await self._build_indexes()
         log.info("indexes built in %.1fs", time.perf_counter() - began)
         began, passes, caught_up = time.perf_counter(), 1, await self._pass()
@@ -157,8 +166,7 @@ class _Rebuild:
         return self.replayed
 
     async def _build_indexes(self) -> None:
-        """The other indexes, then the statistics, each statement in its own transaction, INDEX_BUILDERS at once
-        (an index build is one backend's sort: on its own it leaves the other cores idle)."""
+        """The other indexes, then the statistics, each statement in its own transaction, INDEX_BUILDERS at once."""
         async with self.writer.connect() as conn:
             statements = await shadow.index_statements(conn)
         await self._run_at_once(statements)

@@ -130,6 +130,47 @@ async def test_upserts_of_rows_an_earlier_batch_made_give_the_live_rows(
         assert "run_status_job_idx" in {name for (name,) in indexes}  # the live names, that migrations use
 
 
+async def test_the_shadow_is_filled_unlogged_and_swapped_in_as_persistent_as_the_live_tables(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk load writes no WAL, yet what is swapped in survives a crash of the database as the live tables
+    would; a live table an operator made unlogged stays so."""
+    runs: dict[UUID, str] = {}
+    for _ in range(20):
+        await advance(container.store, runs)
+    persistence = text(
+        "SELECT c.relname, c.relpersistence::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = :schema AND c.relkind = 'r'"
+    )
+    during: dict[str, str] = {}
+    bulk_pass = rebuild._Rebuild._pass
+
+    async def observed_pass(self: Any) -> int:
+        read = await bulk_pass(self)
+        if not during:  # the bulk pass has just filled the shadow
+            async with container.engine.connect() as conn:
+                during.update({name: kind for name, kind in await conn.execute(persistence, {"schema": SHADOW})})
+        return read
+
+    monkeypatch.setattr(rebuild._Rebuild, "_pass", observed_pass)
+    async with container.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE queues SET UNLOGGED"))
+    try:
+        await rebuild.rebuild(container.engine, container.store.read_all)
+        async with container.engine.connect() as conn:
+            after = {name: kind for name, kind in await conn.execute(persistence, {"schema": "public"})}
+    finally:
+        async with container.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE queues SET LOGGED"))
+    assert during == {table.name: "u" for table in READ_MODELS}
+    assert {table.name: after[table.name] for table in READ_MODELS} == {
+        table.name: "u" if table.name == "queues" else "p" for table in READ_MODELS
+    }
+    assert after["events"] == "p"
+    rows = await live_rows(container.engine)
+    assert {key[0]: row[5] for key, row in rows["run_status"].items()} == runs
+
+
 async def test_an_injected_failure_leaves_the_live_tables_untouched(
     container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
