@@ -14,7 +14,7 @@ from app.errors import NotFound
 from app.service.catalog import Catalog
 from app.service.dispatchers import Dispatchers
 from app.service.environments import EnvironmentInfo
-from app.service.runs import Runs, new_record, new_run
+from app.service.runs import Runs, new_record, new_run, new_run_id
 from app.service.writes import Topics
 from domain import ids
 from domain.event_records import EventRecord
@@ -121,4 +121,4 @@ class Events:
     async def _triggered_runs(self, record: EventRecord) -> list[JobRun]:
         versions = await self.catalog.latest_versions(UUID(record.environment_id))
         matching = [v for v in versions if v.triggered_by(record.name, record.source, record.payload, record.context)]
-        return [new_run(uuid4(), version, record) for version in matching]
+        return [new_run(new_run_id(), version, record) for version in matching]

@@ -12,7 +12,7 @@ on the schedule's version (and on the event's id) and gives up, so each tick is 
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from app.adapters.codec import DomainEvent
 from app.adapters.messages import FireSchedule
@@ -21,7 +21,7 @@ from app.adapters.store import ConcurrencyConflict, EventStore, OutboxMessage
 from app.errors import ClientError, NotFound, Unprocessable
 from app.observability import record as observed
 from app.service.environments import EnvironmentInfo
-from app.service.runs import new_run
+from app.service.runs import new_run, new_run_id
 from app.service.writes import CONFLICT_RETRIES, Topics
 from domain import ids
 from domain.endpoints import Endpoint
@@ -175,7 +175,7 @@ class Schedules:
                 last = schedule.last_tick_at
                 schedule.tick(tick, now)
                 record = _tick_record(schedule, tick, last, now)
-                runs = [new_run(uuid4(), version, record) for version in versions]
+                runs = [new_run(new_run_id(), version, record) for version in versions]
                 events = [e for aggregate in (record, *runs, schedule) for e in aggregate.collect_events()]
                 messages = [self.topics.execution(run, 1) for run in runs] + [self._tick_row(schedule)]
                 label = "fired"

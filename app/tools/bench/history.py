@@ -276,6 +276,7 @@ async def history_phase(
     )
     report.add("history_events_loaded_per_s", runs * EVENTS_PER_RUN / (time.perf_counter() - began), "events/s")
     await api.close()  # the API closed the connections left idle during the load; new ones are opened
+    await measure.settle(container)
     again = SuffixedReport(report, WITH_HISTORY)
     print(f"# with history: {options.runs} TestJobs, {options.concurrency} at once, relay paused (the API alone)")
     await measure.submissions_alone(stack, container, api, again, options.runs, options.concurrency)
