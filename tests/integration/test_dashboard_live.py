@@ -48,7 +48,9 @@ async def test_many_listeners_one_query_per_look_and_every_one_sees_the_run(
     async with contextlib.AsyncExitStack() as stack:
         subscriptions = [await stack.enter_async_context(feed.subscribe(environment.id)) for _ in range(40)]
         other_env = await stack.enter_async_context(feed.subscribe(uuid.uuid4()))
-        run_id = uuid.UUID(await start_test_run(api, "two-steps", {"n": 1}))
+        # Executing for 0.5 s, five looks: each listener sees it executing, whatever the machine's speed (a run
+        # executing for less than a look, as two-steps' executions can on a fast machine, may go unseen).
+        run_id = uuid.UUID(await start_test_run(api, "sleeps", {"ms": 500}))
         subscriptions.append(await stack.enter_async_context(feed.subscribe(environment.id, run_id)))
         seen: list[list[str]] = [[] for _ in subscriptions]
         readers = [
