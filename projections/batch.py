@@ -23,6 +23,8 @@ from projections.registry import handlers_for
 from projections.written import WrittenKeys
 
 _json = msgspec.json.Encoder()
+_UPSERT = Kind.UPSERT  # an enum member read from its class costs more than the rest of a change's fold
+_LAYOUTS: dict[Table, tuple[tuple[str, ...], dict[str, Any]]] = {}  # a table's key columns and its empty row
 _dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
@@ -43,16 +45,16 @@ class Batch:
     def apply(self, changes: Iterable[Change]) -> None:
         for change in changes:
             table = change.table
-            names = primary_key(table)
+            names, blank = _LAYOUTS.get(table) or _layout(table)
             key = (change.key[names[0]],) if len(names) == 1 else tuple([change.key[name] for name in names])
             rows = self.rows[table]
             row = rows.get(key)
             if row is None:
-                if change.kind is not Kind.UPSERT or (table, key) in self._carried_keys:
+                if change.kind is not _UPSERT or (table, key) in self._carried_keys:
                     self._carried_keys.add((table, key))
                     self.carried.append(change)
                     continue
-                row = rows[key] = dict.fromkeys(column_names(table))
+                row = rows[key] = blank.copy()
                 row.update(change.key)
             self.made.append(change)
             row.update(change.values)
@@ -81,6 +83,11 @@ class Batch:
                     written.add(table.name, key)
             for table, key in self._carried_keys:
                 written.add(table.name, key)
+
+
+def _layout(table: Table) -> tuple[tuple[str, ...], dict[str, Any]]:
+    layout = _LAYOUTS[table] = (primary_key(table), dict.fromkeys(column_names(table)))
+    return layout
 
 
 async def _existing(conn: AsyncConnection, table: Table, keys: list[tuple[Any, ...]]) -> set[tuple[Any, ...]]:

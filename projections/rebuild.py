@@ -24,13 +24,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from projections import shadow
 from projections.batch import Batch
 from projections.niceness import nice_backends
+from projections.timestamps import utc_timestamps
 from projections.written import WrittenKeys
 
 READ_BATCH = 10_000  # events per read
@@ -95,13 +96,15 @@ async def rebuild(
 
 def _shadow_engine(engine: AsyncEngine, pool_size: int) -> AsyncEngine:
     """An engine whose connections see the shadow tables first."""
-    return create_async_engine(
+    shadow_engine = create_async_engine(
         engine.url,
         pool_size=pool_size,
         max_overflow=0,
         json_serializer=lambda value: _json.encode(value).decode(),
         connect_args={"timeout": 5, "server_settings": {"search_path": f"{shadow.SHADOW}, {shadow.LIVE}"}},
     )
+    event.listen(shadow_engine.sync_engine, "connect", utc_timestamps)
+    return shadow_engine
 
 
 class _Rebuild:

@@ -13,6 +13,7 @@ _EXECUTING = RunStatus.EXECUTING.value
 _CANCELED = RunStatus.CANCELED.value
 _TO_EXECUTE = RunStatus.WAITING_TO_EXECUTE.value
 _TO_CONTINUE = RunStatus.WAITING_TO_CONTINUE.value
+_UPSERT = Kind.UPSERT  # read once: an enum member read from its class is slow, and a replay makes one a run
 
 
 def _created(event: Any) -> Sequence[Change]:
@@ -36,7 +37,7 @@ def _created(event: Any) -> Sequence[Change]:
                 "created_at": at,
                 "updated_at": at,
             },
-            Kind.UPSERT,
+            _UPSERT,
         ),
     )
 
