@@ -150,7 +150,7 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> None:
         began = time.perf_counter()
         try:
             replayed = await rebuild(
-                container.engine, container.store.read_all, ProgressBar("rebuild"), settings.rebuild_niceness
+                container.engine, container.store.read_all_fields, ProgressBar("rebuild"), settings.rebuild_niceness
             )
         finally:
             await container.close()

@@ -90,28 +90,55 @@ def decode_events(rows: Iterable[tuple[int, UUID, int, str, bytes]]) -> list[tup
     decoded: list[tuple[int, DomainEvent]] = []
     append = decoded.append
     for position, originator_id, originator_version, topic, state in rows:
-        fast = _fast_decoder(topic)
-        if fast is not None and state.count(b"[") + state.count(b"{") <= MAX_STORED_DEPTH:
-            cls, decode, version = fast
-            try:
-                values = msgspec.structs.asdict(decode(state))
-            except msgspec.DecodeError:
-                values = None
-            if values is not None and values.pop("class_version") == version:
-                values["originator_id"] = originator_id
-                values["originator_version"] = originator_version
-                event: Any = object.__new__(cls)
-                object.__setattr__(event, "__dict__", values)
-                append((position, event))
-                continue
-        append((position, decode_event(originator_id, originator_version, topic, state)))
+        fields = _decode_fields(_fast_decoder(topic), state)
+        if fields is not None:
+            values = msgspec.structs.asdict(fields)
+            del values["class_version"]
+            values["originator_id"] = originator_id
+            values["originator_version"] = originator_version
+            event: Any = object.__new__(fields.stands_for)
+            object.__setattr__(event, "__dict__", values)
+            append((position, event))
+        else:
+            append((position, decode_event(originator_id, originator_version, topic, state)))
     return decoded
 
 
+def decode_fields(rows: Iterable[tuple[int, UUID, int, str, bytes]]) -> list[tuple[int, Any]]:
+    """As decode_events, but each event as the struct of its fields the decoder makes, with the stream's
+    coordinates, where it can (its class is its `stands_for`): what a projector reads of an event, for half
+    the cost of making the event (a rebuild folds millions). An event class with properties beside its fields
+    is always made, so whatever a projector reads, it reads as it would on the event."""
+    decoded: list[tuple[int, Any]] = []
+    append = decoded.append
+    for position, originator_id, originator_version, topic, state in rows:
+        fields = _decode_fields(_fast_decoder(topic), state)
+        if fields is not None and not fields.has_properties:
+            fields.originator_id = originator_id
+            fields.originator_version = originator_version
+            append((position, fields))
+        else:
+            append((position, decode_event(originator_id, originator_version, topic, state)))
+    return decoded
+
+
+def _decode_fields(decode: Any, state: bytes) -> Any:
+    """The struct of the state's fields, or None when the fast decoder cannot take it as it is."""
+    if decode is None or state.count(b"[") + state.count(b"{") > MAX_STORED_DEPTH:
+        return None
+    try:
+        fields = decode(state)
+    except msgspec.DecodeError:
+        return None
+    return fields if fields.class_version == fields.current_version else None
+
+
 @cache
-def _fast_decoder(topic: str) -> tuple[type, Any, int] | None:
-    """The class, a decoder of its stored state into a struct of its fields (JSON values as decoded, times
-    and typed fields as declared, defaults as declared) and its class version; None if it cannot be made."""
+def _fast_decoder(topic: str) -> Any:
+    """A decoder of the class's stored state into a struct of its fields (JSON values as decoded, times and
+    typed fields as declared, defaults as declared; the stream's coordinates left to set), whose class knows
+    the event class it `stands_for`, that class's version and whether it `has_properties`; None if it cannot
+    be made."""
     known = _event_class(topic)
     hints = dict(known.typed)
     fields: list[tuple[str, Any, Any]] = [("class_version", int, 1)]
@@ -125,12 +152,16 @@ def _fast_decoder(topic: str) -> tuple[type, Any, int] | None:
             fields.append((field.name, hint, msgspec.field(default_factory=field.default_factory)))
         else:
             fields.append((field.name, hint))  # type: ignore[arg-type]
+    fields += [("originator_id", Any, None), ("originator_version", int, 0)]
+    properties = any(isinstance(value, property) for base in known.cls.__mro__ for value in vars(base).values())
+    namespace = {"stands_for": known.cls, "current_version": known.version, "has_properties": properties}
     try:
-        struct = msgspec.defstruct(f"Stored{known.cls.__name__}", fields, kw_only=True)
+        # Not tracked by the cycle collector: decoded JSON holds no cycles, and a replay makes millions.
+        struct = msgspec.defstruct(f"Stored{known.cls.__name__}", fields, kw_only=True, namespace=namespace, gc=False)
         decoder = msgspec.json.Decoder(struct, strict=False)
     except (TypeError, ValueError):
         return None
-    return known.cls, decoder.decode, known.version
+    return decoder.decode
 
 
 @cache

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.adapters.coalesce import Coalescer
-from app.adapters.codec import DomainEvent, decode_event, decode_events, encode_event
+from app.adapters.codec import DomainEvent, decode_event, decode_events, decode_fields, encode_event
 from app.adapters.db import direct, reading
 from app.adapters.group_commit import Write, group_commit
 from app.observability import tracing
@@ -236,12 +236,20 @@ class EventStore:
         """Events after `after` in global order. On a given connection (one that holds the events table
         locked against writers, as a rebuild does) every committed event is read; otherwise only those
         below the oldest running transaction."""
+        return decode_events(await self._read_rows(after, limit, conn))
+
+    async def read_all_fields(
+        self, after: int = 0, limit: int = 1000, conn: AsyncConnection | None = None
+    ) -> list[tuple[int, Any]]:
+        """As read_all, each event as the struct of its fields where it can be (codec.decode_fields): all a
+        projector reads of it, made for half the cost. What a rebuild folds."""
+        return decode_fields(await self._read_rows(after, limit, conn))
+
+    async def _read_rows(self, after: int, limit: int, conn: AsyncConnection | None) -> list[Any]:
         if conn is None:
             async with self._reads.connect() as own:
-                rows = await _fetch(own, _READ_ALL_SQL, after, limit)
-        else:
-            rows = await _fetch(conn, _READ_COMMITTED_SQL, after, limit)
-        return decode_events(rows)
+                return await _fetch(own, _READ_ALL_SQL, after, limit)
+        return await _fetch(conn, _READ_COMMITTED_SQL, after, limit)
 
 
 async def _fetch(conn: AsyncConnection, sql: str, *args: Any) -> list[Any]:

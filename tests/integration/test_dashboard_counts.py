@@ -44,7 +44,7 @@ async def test_the_jobs_page_counts_each_jobs_runs_by_status_through_retention_a
     after_retention = {"return-value": (3, {"SUCCESS": 1, "EXECUTING": 1, "QUEUED": 1})}
     assert await _figures(container, environment.id) == after_retention
 
-    await rebuild(container.engine, container.store.read_all)
+    await rebuild(container.engine, container.store.read_all_fields)
     assert await _figures(container, environment.id) == after_retention
 
 

@@ -62,7 +62,7 @@ async def test_the_loader_writes_consistent_events_and_rows_that_a_rebuild_gives
     assert 0 < own < 1000
     assert environments == 4
     assert spread.days >= 2
-    replayed = await rebuild(container.engine, container.store.read_all)
+    replayed = await rebuild(container.engine, container.store.read_all_fields)
     async with container.engine.connect() as conn:
         rebuilt = [row._asdict() for row in (await conn.execute(_ROWS)).all()]
     assert replayed == 3000

@@ -42,7 +42,9 @@ async def test_a_rebuild_gives_exactly_the_live_rows(
     assert {row[5] for row in live["run_status"]} == {"SUCCESS", "FAILURE", "QUEUED"}
 
     seen: list[tuple[int, int]] = []
-    replayed = await rebuild(container.engine, container.store.read_all, lambda done, total: seen.append((done, total)))
+    replayed = await rebuild(
+        container.engine, container.store.read_all_fields, lambda done, total: seen.append((done, total))
+    )
 
     assert await snapshot(container.engine) == live
     assert replayed == len(await container.store.read_all(limit=10_000))
@@ -79,6 +81,6 @@ async def test_many_changes_of_one_shape_in_one_transaction_give_the_rows_a_rebu
     positions = [position for position, _ in await container.store.read_all(limit=100)]
     assert positions == sorted(positions) and len(positions) == 5 + 4 + 2
 
-    await rebuild(container.engine, container.store.read_all, lambda done, total: None)
+    await rebuild(container.engine, container.store.read_all_fields, lambda done, total: None)
 
     assert await snapshot(container.engine) == live

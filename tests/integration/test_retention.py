@@ -193,7 +193,7 @@ async def test_runs_that_ended_before_the_cutoff_go_with_their_history_and_come_
     assert lines[0]["events"][0]["state"]["timestamp"]  # readable as it is: the event's own fields
 
     # A rebuild after retention gives the same read models, minus the removed runs.
-    await rebuild(engine, container.store.read_all)
+    await rebuild(engine, container.store.read_all_fields)
     assert await snapshot(engine) == after
 
     # Restored from the archive, everything is as it was before retention; a second restore adds nothing.

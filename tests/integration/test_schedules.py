@@ -426,5 +426,5 @@ async def test_a_rebuild_gives_the_live_schedules_queues_and_deleted_jobs(
     live = await snapshot(container.engine)
     assert len(live["schedules"]) == 2 and len(live["queues"]) == 1
     assert next(row for row in live["jobs"] if row[1] == "gone")[-1] is not None  # deleted_at
-    await rebuild(container.engine, container.store.read_all)
+    await rebuild(container.engine, container.store.read_all_fields)
     assert await snapshot(container.engine) == live

@@ -81,7 +81,7 @@ async def test_writes_during_the_rebuild_all_land_in_the_swapped_tables(
 
     async def read_all(after: int = 0, limit: int = 1000, conn: Any = None) -> list[tuple[int, Any]]:
         reads.append(after)
-        return await store.read_all(after, limit, conn)
+        return await store.read_all_fields(after, limit, conn)
 
     done = asyncio.Event()
     writing = asyncio.create_task(write_until(store, done, runs))
@@ -121,7 +121,7 @@ async def test_upserts_of_rows_an_earlier_batch_made_give_the_live_rows(
             await advance(container.store, runs)
     before = await live_rows(container.engine)
     assert len(before["job_versions"]) == 120 and before["jobs"]
-    await rebuild.rebuild(container.engine, container.store.read_all)
+    await rebuild.rebuild(container.engine, container.store.read_all_fields)
     assert await live_rows(container.engine) == before
     async with container.engine.connect() as conn:
         indexes = await conn.execute(
@@ -156,7 +156,7 @@ async def test_the_shadow_is_filled_unlogged_and_swapped_in_as_persistent_as_the
     async with container.engine.begin() as conn:
         await conn.execute(text("ALTER TABLE queues SET UNLOGGED"))
     try:
-        await rebuild.rebuild(container.engine, container.store.read_all)
+        await rebuild.rebuild(container.engine, container.store.read_all_fields)
         async with container.engine.connect() as conn:
             after = {name: kind for name, kind in await conn.execute(persistence, {"schema": "public"})}
     finally:
@@ -191,7 +191,7 @@ async def test_an_injected_failure_leaves_the_live_tables_untouched(
 
     monkeypatch.setattr(batch.Batch, "flush", failing_flush)
     with pytest.raises(OSError, match="disk gone"):
-        await rebuild.rebuild(container.engine, container.store.read_all)
+        await rebuild.rebuild(container.engine, container.store.read_all_fields)
     assert await live_rows(container.engine) == before
     assert not await shadow_exists(container.engine)
 
@@ -266,7 +266,7 @@ async def test_a_second_rebuild_is_refused_while_one_runs(
         await conn.execute(text("SELECT pg_advisory_lock(hashtextextended('jobs.projections.rebuild', 0))"))
         await conn.commit()
         with pytest.raises(rebuild.RebuildRunning):
-            await rebuild.rebuild(container.engine, container.store.read_all)
+            await rebuild.rebuild(container.engine, container.store.read_all_fields)
         refused = run_rebuild(database_url, secret_key)
         await conn.execute(text("SELECT pg_advisory_unlock(hashtextextended('jobs.projections.rebuild', 0))"))
         await conn.commit()
@@ -291,7 +291,7 @@ async def test_writers_in_another_process_keep_working_across_swaps(
             rounds_reach(20), 120
         )  # its connections have prepared their statements on the live tables
         for swaps in range(1, 3):
-            await rebuild.rebuild(container.engine, container.store.read_all)
+            await rebuild.rebuild(container.engine, container.store.read_all_fields)
             await asyncio.wait_for(
                 rounds_reach(20 + swaps * 20), 120
             )  # and it goes on writing on the tables swapped in
@@ -326,7 +326,7 @@ async def test_the_swap_gives_way_to_a_long_reader_and_tries_again(
     monkeypatch.setattr(shadow, "lock_live", counted)
     async with container.engine.connect() as reader:
         await reader.execute(text("SELECT count(*) FROM run_status"))  # holds it until this transaction ends
-        rebuilding = asyncio.create_task(rebuild.rebuild(container.engine, container.store.read_all))
+        rebuilding = asyncio.create_task(rebuild.rebuild(container.engine, container.store.read_all_fields))
         while attempts < 2:  # its lock waits gave up (each briefly holding appends back), and it tried again
             assert not rebuilding.done()
             await asyncio.sleep(0.05)
@@ -345,7 +345,7 @@ async def test_a_view_on_a_read_model_is_refused_before_anything_changes(contain
         )
     try:
         with pytest.raises(RuntimeError, match="finished_runs depend"):
-            await rebuild.rebuild(container.engine, container.store.read_all)
+            await rebuild.rebuild(container.engine, container.store.read_all_fields)
         assert not await shadow_exists(container.engine)
     finally:
         async with container.engine.begin() as conn:
