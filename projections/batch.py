@@ -70,7 +70,7 @@ class Batch:
         schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
         existing: set[tuple[Table, tuple[Any, ...]]] = set()
         for table, rows in self.rows.items():
-            maybe = list(rows) if written is None else [key for key in rows if written.may_hold(table.name, key)]
+            maybe = list(rows) if written is None else written.maybe_held(table.name, rows)
             found = await _existing(conn, table, maybe)
             existing.update((table, key) for key in found)
             await _copy(conn, schema, table, [row for key, row in rows.items() if key not in found])
@@ -79,8 +79,7 @@ class Batch:
         await apply_live(conn, [*replay, *self.carried])
         if written is not None:
             for table, rows in self.rows.items():
-                for key in rows:
-                    written.add(table.name, key)
+                written.add_all(table.name, rows)
             for table, key in self._carried_keys:
                 written.add(table.name, key)
 

@@ -6,6 +6,7 @@ only the maybes are asked about. Its size is fixed: memory stays flat however ma
 rows only make more maybes).
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 BITS = 1 << 26  # 8 MiB; two probes per key: about 1% maybes at 3 million keys
@@ -19,13 +20,26 @@ class WrittenKeys:
         self._shift = bits.bit_length() - 1
 
     def add(self, table: str, key: tuple[Any, ...]) -> None:
-        first, second = self._probes(hash((table, key)))
-        self._bits[first >> 3] |= 1 << (first & 7)
-        self._bits[second >> 3] |= 1 << (second & 7)
+        self.add_all(table, (key,))
 
     def may_hold(self, table: str, key: tuple[Any, ...]) -> bool:
-        first, second = self._probes(hash((table, key)))
-        return bool(self._bits[first >> 3] & (1 << (first & 7))) and bool(self._bits[second >> 3] & (1 << (second & 7)))
+        return bool(self.maybe_held(table, (key,)))
 
-    def _probes(self, hashed: int) -> tuple[int, int]:
-        return hashed & self._mask, (hashed >> self._shift) & self._mask
+    def add_all(self, table: str, keys: Iterable[tuple[Any, ...]]) -> None:
+        bits, mask, shift = self._bits, self._mask, self._shift
+        for key in keys:
+            hashed = hash((table, key))
+            first, second = hashed & mask, (hashed >> shift) & mask
+            bits[first >> 3] |= 1 << (first & 7)
+            bits[second >> 3] |= 1 << (second & 7)
+
+    def maybe_held(self, table: str, keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The keys the filter may hold: every key written is among them, a few others may be too."""
+        bits, mask, shift = self._bits, self._mask, self._shift
+        maybe = []
+        for key in keys:
+            hashed = hash((table, key))
+            first, second = hashed & mask, (hashed >> shift) & mask
+            if bits[first >> 3] & (1 << (first & 7)) and bits[second >> 3] & (1 << (second & 7)):
+                maybe.append(key)
+        return maybe

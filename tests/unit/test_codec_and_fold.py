@@ -1,13 +1,9 @@
-import dataclasses
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import msgspec
-from eventsourcing.utils import register_topic
 
-from app.adapters.codec import decode_event, decode_fields, encode_event
-from domain.endpoints import Endpoint
+from app.adapters.codec import decode_event, encode_event
 from domain.runs import JobRun
 from domain.status import RunStatus
 from domain.tasks import Task, TaskSpec
@@ -139,46 +135,3 @@ def test_an_index_stored_before_dynamic_schedules_were_kept_reads_back_with_none
     }
     indexed = decode_event(uuid4(), 2, "jobs.Endpoint.EndpointIndexed", msgspec.json.encode(indexed_v1))
     assert indexed.__dict__["dynamic_schedules"] == [] and indexed.__dict__["jobs"] == [{"id": "j", "version": "1.0.0"}]
-
-
-def _rows(events: list[Any]) -> list[tuple[int, UUID, int, str, bytes]]:
-    return [(position, *encode_event(event)) for position, event in enumerate(events, 1)]
-
-
-def test_a_replay_folds_the_fields_of_events_as_it_folds_the_events() -> None:
-    run = finished_run()
-    events = run.collect_events()
-    run.create_task(TaskSpec("k", name="fetch", delay_until=datetime(2026, 1, 2, tzinfo=UTC)), datetime.now(UTC))
-    events += run.collect_events()
-    rows = _rows(events)
-    fields = decode_fields(rows)
-    assert [position for position, _ in fields] == [row[0] for row in rows]
-    assert [type(value).stands_for for _, value in fields] == [type(event) for event in events]
-    for (_, value), event in zip(fields, events, strict=True):
-        assert msgspec.structs.asdict(value) == {**event.__dict__, "class_version": type(value).current_version}
-    assert list(changes_for(value for _, value in fields)) == list(changes_for(events))
-    assert list(changes_for(value for _, value in fields))  # the run's row, at least: the comparison compared
-
-
-def test_events_of_an_older_version_or_with_properties_are_replayed_as_events() -> None:
-    old = {"timestamp": "2026-01-01T00:00:00.000001+00:00", "originator_topic": "jobs.Endpoint", "jobs": []}
-    old["environment_id"] = str(uuid4())
-    noted = Noted(originator_id=uuid4(), originator_version=2, timestamp=datetime.now(UTC), note="hi")
-    rows = [(1, uuid4(), 2, "jobs.Endpoint.EndpointIndexed", msgspec.json.encode(old)), *_rows([noted])]
-    (_, indexed), (_, read) = decode_fields(rows)
-    assert type(indexed) is Endpoint.EndpointIndexed and indexed.__dict__["dynamic_schedules"] == []
-    assert type(read) is Noted and read.loud == "HI"
-
-
-@dataclasses.dataclass(frozen=True)
-class Noted(JobRun.Event):
-    """An event class with a property a projector could read."""
-
-    note: str
-
-    @property
-    def loud(self) -> str:
-        return self.note.upper()
-
-
-register_topic("tests.JobRun.Noted", Noted)

@@ -1,17 +1,22 @@
-"""decode_events (what a rebuild reads with) gives exactly what decode_event gives, row by row, whether its
-typed decoder takes a stored state or hands it to decode_event."""
+"""decode_events gives exactly what decode_event gives, row by row, whether its typed decoder takes a stored
+state or hands it to decode_event; decode_fields (what a rebuild folds) gives the same fields, and the same
+read-model changes."""
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
+from eventsourcing.utils import register_topic
 
-from app.adapters.codec import decode_event, decode_events, encode_event
+from app.adapters.codec import decode_event, decode_events, decode_fields, encode_event
 from app.adapters.json_limits import MAX_STORED_DEPTH, UNRENDERABLE
 from domain.endpoints import Endpoint
 from domain.environments import Environment
+from domain.runs import JobRun
 from domain.tasks import TaskSpec
+from projections.registry import changes_for
 from projections.written import WrittenKeys
 from tests.unit.test_codec_and_fold import finished_run
 
@@ -29,6 +34,15 @@ def assert_decoded_alike(rows: list[Row]) -> None:
     for (_, event), (_, reference) in zip(got, expected, strict=True):
         assert type(event) is type(reference)
         assert event.__dict__ == reference.__dict__
+    fields = decode_fields(rows)
+    assert [position for position, _ in fields] == [position for position, _ in expected]
+    for (_, value), (_, reference) in zip(fields, expected, strict=True):
+        if isinstance(value, msgspec.Struct):
+            assert type(value).stands_for is type(reference)  # type: ignore[attr-defined]
+            assert msgspec.structs.asdict(value) == {**reference.__dict__, "class_version": value.class_version}  # type: ignore[attr-defined]
+        else:
+            assert type(value) is type(reference) and value.__dict__ == reference.__dict__
+    assert list(changes_for(value for _, value in fields)) == list(changes_for(event for _, event in expected))
 
 
 def test_events_of_every_kind_decode_as_decode_event_decodes_them() -> None:
@@ -43,6 +57,9 @@ def test_events_of_every_kind_decode_as_decode_event_decodes_them() -> None:
     rows = rows_of(events)
     assert_decoded_alike(rows)
     assert isinstance(decode_events(rows)[1][1].__dict__["lease_until"], datetime)
+    folded = [value for _, value in decode_fields(rows)]
+    assert all(isinstance(value, msgspec.Struct) for value in folded)  # none made into an event
+    assert len(list(changes_for(folded))) >= 4  # the run's row and the catalog's: the comparison compared
 
 
 def test_states_the_typed_decoder_cannot_take_are_decoded_by_decode_event() -> None:
@@ -65,6 +82,7 @@ def test_states_the_typed_decoder_cannot_take_are_decoded_by_decode_event() -> N
         (3, uuid4(), 2, "jobs.Endpoint.EndpointIndexed", msgspec.json.encode(indexed_v1)),
     ]
     assert_decoded_alike(rows)
+    assert not any(isinstance(value, msgspec.Struct) for _, value in decode_fields(rows))
     decoded = [event for _, event in decode_events(rows)]
     assert UNRENDERABLE in repr(decoded[0].__dict__["tags"])
     assert decoded[1].__dict__["timestamp"] == datetime(2026, 1, 1)
@@ -84,3 +102,29 @@ def test_written_keys_never_forget_a_key() -> None:
     assert roomy.may_hold("jobs", (keys[0][0], "slug"))
     assert not roomy.may_hold("jobs", (keys[0][0], "other"))
     assert not roomy.may_hold("run_status", keys[0])
+    bulk = WrittenKeys(bits=1 << 12)  # the same keys in bulk: the same filter
+    bulk.add_all("run_status", keys)
+    assert bulk.maybe_held("run_status", keys) == keys
+    assert bulk.maybe_held("run_status", fresh) == [key for key in fresh if written.may_hold("run_status", key)]
+
+
+def test_events_of_a_class_with_properties_are_folded_as_events() -> None:
+    noted = Noted(originator_id=uuid4(), originator_version=2, timestamp=datetime.now(UTC), note="hi")
+    rows = rows_of([noted])
+    assert_decoded_alike(rows)
+    ((_, read),) = decode_fields(rows)
+    assert type(read) is Noted and read.loud == "HI"
+
+
+@dataclasses.dataclass(frozen=True)
+class Noted(JobRun.Event):
+    """An event class with a property a projector could read, which the struct of its fields would lack."""
+
+    note: str
+
+    @property
+    def loud(self) -> str:
+        return self.note.upper()
+
+
+register_topic("tests.JobRun.Noted", Noted)
