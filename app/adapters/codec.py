@@ -155,6 +155,8 @@ def _fast_decoder(topic: str) -> Any:
     fields += [("originator_id", Any, None), ("originator_version", int, 0)]
     properties = any(isinstance(value, property) for base in known.cls.__mro__ for value in vars(base).values())
     namespace = {"stands_for": known.cls, "current_version": known.version, "has_properties": properties}
+    if namespace.keys() & {field[0] for field in fields}:
+        return None  # a field the struct's class attributes would hide
     try:
         # Not tracked by the cycle collector: decoded JSON holds no cycles, and a replay makes millions.
         struct = msgspec.defstruct(f"Stored{known.cls.__name__}", fields, kw_only=True, namespace=namespace, gc=False)

@@ -116,6 +116,19 @@ def test_events_of_a_class_with_properties_are_folded_as_events() -> None:
     assert type(read) is Noted and read.loud == "HI"
 
 
+def test_events_with_a_field_named_as_the_structs_class_attributes_are_folded_as_events() -> None:
+    odd = Odd(originator_id=uuid4(), originator_version=2, timestamp=datetime.now(UTC), stands_for="x")
+    rows = rows_of([odd])
+    assert_decoded_alike(rows)
+    ((_, read),) = decode_fields(rows)
+    assert type(read) is Odd and read.stands_for == "x"
+
+
+@dataclasses.dataclass(frozen=True)
+class Odd(JobRun.Event):
+    stands_for: str
+
+
 @dataclasses.dataclass(frozen=True)
 class Noted(JobRun.Event):
     """An event class with a property a projector could read, which the struct of its fields would lack."""
@@ -128,3 +141,4 @@ class Noted(JobRun.Event):
 
 
 register_topic("tests.JobRun.Noted", Noted)
+register_topic("tests.JobRun.Odd", Odd)
