@@ -108,20 +108,17 @@ def test_written_keys_never_forget_a_key() -> None:
     assert bulk.maybe_held("run_status", fresh) == [key for key in fresh if written.may_hold("run_status", key)]
 
 
-def test_events_of_a_class_with_properties_are_folded_as_events() -> None:
-    noted = Noted(originator_id=uuid4(), originator_version=2, timestamp=datetime.now(UTC), note="hi")
-    rows = rows_of([noted])
+def test_events_the_struct_of_their_fields_would_misread_are_folded_as_events() -> None:
+    """A class with a property (the struct has only the fields), or with a field named as one of the struct's
+    class attributes (which would hide it)."""
+    now = datetime.now(UTC)
+    noted = Noted(originator_id=uuid4(), originator_version=2, timestamp=now, note="hi")
+    odd = Odd(originator_id=uuid4(), originator_version=2, timestamp=now, stands_for="x")
+    rows = rows_of([noted, odd])
     assert_decoded_alike(rows)
-    ((_, read),) = decode_fields(rows)
-    assert type(read) is Noted and read.loud == "HI"
-
-
-def test_events_with_a_field_named_as_the_structs_class_attributes_are_folded_as_events() -> None:
-    odd = Odd(originator_id=uuid4(), originator_version=2, timestamp=datetime.now(UTC), stands_for="x")
-    rows = rows_of([odd])
-    assert_decoded_alike(rows)
-    ((_, read),) = decode_fields(rows)
-    assert type(read) is Odd and read.stands_for == "x"
+    (_, read_noted), (_, read_odd) = decode_fields(rows)
+    assert type(read_noted) is Noted and read_noted.loud == "HI"
+    assert type(read_odd) is Odd and read_odd.stands_for == "x"
 
 
 @dataclasses.dataclass(frozen=True)
