@@ -19,11 +19,11 @@ def projectors_for(event_class: type) -> tuple[Projector, ...]:
 @functools.cache
 def handlers_for(event_class: type) -> tuple[Handler, ...]:
     """What each projector does with an event of this class (its handler), in the projectors' order."""
-    event_class = _event_class(event_class)
+    event_class = _stood_for(event_class)
     return tuple(handler for projector in PROJECTORS if (handler := projector.handler_for(event_class)) is not None)
 
 
-def _event_class(cls: type) -> type:
+def _stood_for(cls: type) -> type:
     """The event class an event's fields stand for, when the replay reads them without making the event."""
     stands_for: type = getattr(cls, "stands_for", cls)
     return stands_for

@@ -4,7 +4,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from projections import timestamps
 
@@ -27,10 +26,7 @@ INFINITIES = ["infinity", "-infinity"] * 2
 
 
 async def _connect(database_url: str) -> Any:
-    url = make_url(database_url)
-    return await asyncpg.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, database=url.database
-    )
+    return await asyncpg.connect(database_url.replace("+asyncpg", ""))
 
 
 async def test_times_are_stored_as_asyncpg_stores_them_and_read_back_the_same(database_url: str) -> None:
